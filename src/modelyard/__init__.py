@@ -1,0 +1,81 @@
+"""modelyard: from a tabular data set to a governed, monitored model service.
+
+The object model, bottom to top::
+
+    Spec ──► Project (metadata Database + ArtifactStore)
+               ├── DatasetVersion      add_dataset / load_dataset
+               ├── Run                 train_candidates → one run per candidate
+               ├── ModelVersion        register_model / resolve("loans@champion")
+               └── served model        modelyard serve / run_quickstart
+
+Names are imported lazily so that ``import modelyard`` (and the CLI) stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Spec": "modelyard.spec",
+    "load_spec": "modelyard.spec",
+    "parse_spec": "modelyard.spec",
+    "Project": "modelyard.project",
+    "DatasetVersion": "modelyard.data.datasets",
+    "add_dataset": "modelyard.data.datasets",
+    "load_dataset": "modelyard.data.datasets",
+    "list_datasets": "modelyard.data.datasets",
+    "Run": "modelyard.train.runs",
+    "list_runs": "modelyard.train.runs",
+    "train_candidates": "modelyard.train.trainer",
+    "ModelVersion": "modelyard.registry.versions",
+    "register_model": "modelyard.registry.versions",
+    "set_alias": "modelyard.registry.versions",
+    "resolve": "modelyard.registry.versions",
+    "list_models": "modelyard.registry.versions",
+    "load_bundle": "modelyard.train.bundle",
+    "run_quickstart": "modelyard.quickstart",
+    "ModelyardError": "modelyard.errors",
+    "SpecError": "modelyard.errors",
+    "DataError": "modelyard.errors",
+    "NotFoundError": "modelyard.errors",
+}
+
+__all__ = [
+    "DataError",
+    "DatasetVersion",
+    "ModelVersion",
+    "ModelyardError",
+    "NotFoundError",
+    "Project",
+    "Run",
+    "Spec",
+    "SpecError",
+    "__version__",
+    "add_dataset",
+    "list_datasets",
+    "list_models",
+    "list_runs",
+    "load_bundle",
+    "load_dataset",
+    "load_spec",
+    "parse_spec",
+    "register_model",
+    "resolve",
+    "run_quickstart",
+    "set_alias",
+    "train_candidates",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelyard' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

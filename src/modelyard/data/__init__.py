@@ -1,0 +1,1 @@
+"""Data: datasets and versions, the feature encoder, and the demo data set."""

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, business thresholds and gates."""

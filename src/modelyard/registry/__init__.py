@@ -1,0 +1,1 @@
+"""The model registry: versions, aliases, stages, approvals and the audit log."""

@@ -1,0 +1,1 @@
+"""Serving: the inference app and the server that runs it."""

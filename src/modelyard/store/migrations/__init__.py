@@ -1,0 +1,1 @@
+"""Alembic environment and revisions for the metadata schema (see ``store/migration.py``)."""

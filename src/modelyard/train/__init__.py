@@ -1,0 +1,1 @@
+"""Training: candidate model families, runs and their records."""

@@ -1,0 +1,110 @@
+"""Model bundles: everything serving needs to answer, in content-addressed blobs.
+
+A bundle is a JSON manifest blob that names the model blob by sha256 and
+carries the fitted feature encoder, the task, the decision threshold and the
+library versions it was saved with. A model version in the registry points at
+the manifest's digest; loading verifies both blobs before parsing either.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+from modelyard.data.encoding import FeatureEncoder
+from modelyard.errors import ArtifactError
+from modelyard.store import ArtifactStore, Blob
+from modelyard.train import flavors
+
+FORMAT = "modelyard.model/1"
+LIBRARIES = ("numpy", "scikit-learn", "lightgbm", "skops")
+
+
+@dataclass
+class ModelBundle:
+    """A fitted model with its encoder and decision threshold, ready to score rows."""
+
+    flavor: str
+    scorer: flavors.Scorer
+    encoder: FeatureEncoder
+    task: str
+    target: str
+    threshold: float = 0.5
+    manifest: dict[str, Any] | None = None
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.scorer.predict_proba(X)
+
+    @classmethod
+    def from_bytes(
+        cls, flavor: str, model_bytes: bytes, encoder: FeatureEncoder, task: str, target: str
+    ) -> ModelBundle:
+        """A bundle scoring with the model exactly as it will be saved and served."""
+        return cls(flavor, flavors.load(flavor, model_bytes), encoder, task, target)
+
+    def save(self, artifacts: ArtifactStore, model_bytes: bytes) -> Blob:
+        """Write the model blob, then the manifest; return the manifest blob."""
+        blob = artifacts.put_bytes(model_bytes)
+        manifest = {
+            "format": FORMAT,
+            "flavor": self.flavor,
+            "task": self.task,
+            "target": self.target,
+            "threshold": self.threshold,
+            "encoder": self.encoder.to_dict(),
+            "model": {"digest": blob.digest, "size": blob.size},
+            "libraries": library_versions(),
+        }
+        self.manifest = manifest
+        return artifacts.put_bytes(json.dumps(manifest, sort_keys=True).encode())
+
+
+def load_bundle(artifacts: ArtifactStore, digest: str) -> ModelBundle:
+    """Load and verify a bundle by its manifest digest."""
+    manifest = json.loads(artifacts.get_bytes(digest))
+    if manifest.get("format") != FORMAT:
+        raise ArtifactError(
+            f"Blob {digest[:12]} is not a modelyard model manifest "
+            f"(format {manifest.get('format')!r}, expected {FORMAT!r})."
+        )
+    _warn_on_version_mismatch(manifest.get("libraries", {}))
+    scorer = flavors.load(manifest["flavor"], artifacts.get_bytes(manifest["model"]["digest"]))
+    return ModelBundle(
+        flavor=manifest["flavor"],
+        scorer=scorer,
+        encoder=FeatureEncoder.from_dict(manifest["encoder"]),
+        task=manifest["task"],
+        target=manifest["target"],
+        threshold=float(manifest["threshold"]),
+        manifest=manifest,
+    )
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _warn_on_version_mismatch(saved: dict[str, str]) -> None:
+    now = library_versions()
+    changed = {
+        k: (v, now[k]) for k, v in saved.items() if k in LIBRARIES and k in now and now[k] != v
+    }
+    if changed:
+        listed = ", ".join(f"{k} {old} → {new}" for k, (old, new) in sorted(changed.items()))
+        warnings.warn(
+            f"Model saved with other library versions ({listed}); predictions may "
+            f"differ slightly. Re-train or pin the saved versions.",
+            stacklevel=3,
+        )
