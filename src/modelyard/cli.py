@@ -46,7 +46,8 @@ SpecOption = Annotated[
 def console() -> Console:
     from rich.console import Console
 
-    return Console()
+    # Piped output gets a width that fits the tables instead of Rich's 80 columns.
+    return Console() if sys.stdout.isatty() else Console(width=120)
 
 
 def open_project(ctx: typer.Context) -> Project:
@@ -248,44 +249,49 @@ def serve(
 def _print_quickstart(out: Console, result: QuickstartResult) -> None:
     from rich.table import Table
 
-    table = Table(title="Candidates (test rows; recent = drifted later period)")
-    for column in (
+    table = Table(title="Candidates: held-out test rows (recent AUC: the drifted later period)")
+    columns = (
         "model",
-        "roc_auc",
+        "ROC-AUC",
         "recall",
-        "ece",
-        "recent roc_auc",
+        "ECE",
+        "recent AUC",
         "threshold",
         "fit",
-        "p50 predict",
+        "1-row predict",
         "gates",
-    ):
-        table.add_column(column)
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("model", "gates") else "right")
     for c in result.candidates:
         m = c["metrics"]
-        name = c["name"] + (" (baseline)" if c["baseline"] else "")
+        failed = [g["name"] for g in c["gates"] if not g["passed"]]
         table.add_row(
-            name,
-            _num(m["roc_auc"]),
-            _num(m["recall"]),
-            _num(m["ece"]),
-            _num(c["recent_roc_auc"]),
-            _num(m["threshold"]),
-            f"{m['fit_seconds']:.1f}s",
+            c["name"] + (" (baseline)" if c["baseline"] else ""),
+            f"{m['roc_auc']:.3f}",
+            f"{m['recall']:.3f}",
+            f"{m['ece']:.3f}",
+            f"{c['recent_roc_auc']:.3f}",
+            f"{m['threshold']:.3f}",
+            f"{m['fit_seconds']:.1f} s",
             f"{m['predict_p50_ms']:.3f} ms",
-            "[green]pass[/]" if c["gates_passed"] else "[red]fail[/]",
+            "[green]pass[/]" if not failed else f"[red]fail: {', '.join(failed)}[/]",
         )
     out.print(table)
     lat = result.latency_ms
+    slos = ", ".join(
+        f"{g['name']} {g['value']:.3g} {'[green]ok[/]' if g['passed'] else '[red]breached[/]'}"
+        for g in result.slo_gates
+    )
     out.print(f"[bold]Champion:[/] {result.champion} (alias champion)")
     out.print(
         f"[bold]Served:[/] {result.requests:,} requests, {result.failed_requests} failed; "
-        f"p50 {lat.get('p50', 0):.2f} ms, p99 {lat.get('p99', 0):.2f} ms, "
-        f"{lat.get('rps', 0):,.0f} req/s sequential; server answers match the model "
-        f"within {result.max_score_difference:.1e}"
+        f"p50 {lat.get('p50', 0):.2f} ms, p99 {lat.get('p99', 0):.2f} ms (one client, "
+        f"in sequence); answers match the model within {result.max_score_difference:.1e}"
     )
-    out.print(f"[bold]Project:[/] {result.folder / 'modelyard.yaml'}")
-    out.print(f"[bold]Metadata:[/] {result.store}")
+    out.print(f"[bold]SLOs from the spec:[/] {slos or 'none set'}")
+    out.print(f"[bold]Project:[/]   {result.folder / 'modelyard.yaml'}")
+    out.print(f"[bold]Metadata:[/]  {result.store}")
     out.print(f"[bold]Artifacts:[/] {result.artifacts}")
     out.print(f"Next: cd {result.folder} && modelyard runs list && modelyard models list")
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from modelyard.errors import ServingError
+from modelyard.evaluate.gates import check_gates
 
 Stage = Callable[[str, str], None]
 
@@ -38,6 +39,7 @@ class QuickstartResult:
     failed_requests: int = 0
     latency_ms: dict[str, float] = field(default_factory=dict)
     max_score_difference: float = 0.0
+    slo_gates: list[dict[str, Any]] = field(default_factory=list)
     store: str = ""
     artifacts: str = ""
 
@@ -131,6 +133,13 @@ def run_quickstart(
     with _server(spec_path, "loans@champion") as base_url:
         stage("traffic", f"{requests:,} single-row requests to {base_url}/predict")
         _send(base_url, records, expected, result, on_request)
+    measured = {
+        "p99_latency_ms": result.latency_ms["p99"],
+        "error_rate": result.failed_requests / result.requests,
+    }
+    result.slo_gates = [
+        g.to_dict() for g in check_gates(project.spec, measured, "system") if g.value is not None
+    ]
     stage("done", "")
     return result
 

@@ -41,7 +41,8 @@ def test_every_candidate_is_a_recorded_run(module_project: Project, trained) -> 
 def test_models_learn_something_real(trained) -> None:  # type: ignore[no-untyped-def]
     _, _, results = trained
     for result in results:
-        assert result.metrics["roc_auc"] > 0.7, result.name
+        assert result.metrics["roc_auc"] > 0.65, result.name
+        assert {g.name for g in result.gates} == {"roc_auc", "recall", "ece"}
         assert 0 < result.metrics["threshold"] < 0.5  # false negatives cost 8× more
 
 

@@ -106,22 +106,27 @@ def _applicants(rng: np.random.Generator, recent: np.ndarray) -> dict[str, Any]:
 
 
 def _defaults(rng: np.random.Generator, f: pd.DataFrame) -> np.ndarray:
-    """The true risk: non-linear in credit score, with interactions; ignores gender."""
+    """The true risk: thresholds and interactions a linear model cannot draw; ignores gender."""
     payment_burden = f["loan_amount"] / f["income"] * (36 / f["term_months"])
+    score = f["credit_score"]
     logit = (
-        -2.3
-        - 0.012 * (f["credit_score"] - 690)
-        + 0.9 * np.tanh(payment_burden * 3 - 1)
-        + 0.05 * (f["interest_rate"] - 11.5)
-        + 0.02 * (f["debt_to_income"] - 17)
-        + 0.45 * f["delinquencies_2y"]
-        - 0.03 * np.minimum(f["employment_years"], 10)
-        + 0.5 * (f["purpose"] == "small_business")
-        + 0.25 * (f["purpose"] == "medical")
-        - 0.3 * (f["home_ownership"] == "OWN")
-        + 0.4 * ((f["age"] < 25) & (f["credit_score"] < 650))
+        -2.6
+        + 1.6 * (score < 620)
+        + 0.7 * ((score >= 620) & (score < 680))
+        - 0.5 * (score > 760)
+        + 1.4 * (payment_burden > 0.45)
+        + 0.6 * (payment_burden > 0.9)
+        + 0.06 * np.maximum(f["interest_rate"] - 14, 0) ** 1.5
+        + 0.9 * (f["debt_to_income"] > 35)
+        + 0.5 * np.minimum(f["delinquencies_2y"], 3)
+        - 0.6 * ((f["employment_years"] > 2) & (f["employment_years"] < 15))
+        + 0.9 * ((f["purpose"] == "small_business") & (payment_burden > 0.3))
+        + 0.3 * (f["purpose"] == "medical")
+        - 0.4 * ((f["home_ownership"] == "OWN") & (score > 650))
+        + 0.8 * ((f["age"] < 25) & (score < 650))
     )
-    return (rng.random(len(f)) < 1 / (1 + np.exp(-logit))).astype(int)
+    risk: np.ndarray = 1 / (1 + np.exp(-logit.to_numpy(np.float64)))
+    return (rng.random(len(f)) < risk).astype(np.int64)
 
 
 def _blank_out(rng: np.random.Generator, f: pd.DataFrame) -> None:

@@ -7,7 +7,7 @@ skipped: a threshold in the spec is a promise that promotion will check it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from modelyard.spec import Spec
 
@@ -31,10 +31,12 @@ class GateResult:
         return asdict(self)
 
 
-def check_gates(spec: Spec, measured: dict[str, float]) -> list[GateResult]:
-    """One result per spec metric that has a threshold."""
+def check_gates(
+    spec: Spec, measured: dict[str, float], kind: Literal["model", "system"] | None = None
+) -> list[GateResult]:
+    """One result per spec metric with a threshold; ``kind`` keeps "model" or "system" ones."""
     results = []
-    for goal in spec.metric_goals():
+    for goal in spec.metric_goals(kind):
         if goal.threshold is None:
             continue
         value = measured.get(goal.name)

@@ -9,10 +9,8 @@ the manifest's digest; loading verifies both blobs before parsing either.
 from __future__ import annotations
 
 import json
-import platform
 import warnings
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -21,9 +19,9 @@ from modelyard.data.encoding import FeatureEncoder
 from modelyard.errors import ArtifactError
 from modelyard.store import ArtifactStore, Blob
 from modelyard.train import flavors
+from modelyard.train.environment import LIBRARIES, library_versions
 
 FORMAT = "modelyard.model/1"
-LIBRARIES = ("numpy", "scikit-learn", "lightgbm", "skops")
 
 
 @dataclass
@@ -84,16 +82,6 @@ def load_bundle(artifacts: ArtifactStore, digest: str) -> ModelBundle:
         threshold=float(manifest["threshold"]),
         manifest=manifest,
     )
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 def _warn_on_version_mismatch(saved: dict[str, str]) -> None:

@@ -9,12 +9,9 @@ midway leaves nothing half-written behind.
 
 from __future__ import annotations
 
-import platform
-import subprocess
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -23,7 +20,7 @@ from sqlalchemy import select
 from modelyard.errors import NotFoundError
 from modelyard.project import Project
 from modelyard.store import Blob, new_id, tables, utcnow
-from modelyard.train.bundle import library_versions
+from modelyard.train.environment import code_version, environment
 
 
 @dataclass
@@ -175,29 +172,3 @@ def _summary(session: Any, run: tables.Run) -> RunSummary:
         params,
         run.spec_hash,
     )
-
-
-def code_version(root: Path) -> dict[str, Any]:
-    """The git commit of the project folder and whether it has uncommitted changes."""
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(
-                ["git", *args], cwd=root, capture_output=True, text=True, timeout=5, check=True
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip()
-
-    commit = git("rev-parse", "HEAD")
-    if commit is None:
-        return {"git": None}
-    return {"git": commit, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
-
-
-def environment() -> dict[str, Any]:
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": library_versions(),
-    }

@@ -82,7 +82,7 @@ def binary_target(spec: Spec, frame: pd.DataFrame) -> np.ndarray:
             "drop or label those rows first."
         )
     positive = spec.positive_class if spec.positive_class is not None else 1
-    y = (target.astype(str) == str(positive)).to_numpy(np.int64)
+    y: np.ndarray = (target.astype(str) == str(positive)).to_numpy(np.int64)
     if y.min() == y.max():
         raise DataError(
             f"Target '{spec.target}' has a single class; need both {positive!r} and another value."
@@ -181,7 +181,7 @@ def _train_one(
         manifest.digest,
         bundle,
         metrics,
-        check_gates(project.spec, metrics),
+        check_gates(project.spec, metrics, "model"),
     )
 
 
