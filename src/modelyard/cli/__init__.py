@@ -1,23 +1,27 @@
 """The ``modelyard`` command line: thin — parse, call the Python API, print with Rich.
 
-Heavy libraries are imported inside the commands, so ``modelyard --help``
-answers at once.
+One module per command group (``cli/data.py`` holds ``modelyard data …``);
+this module assembles them. Heavy libraries are imported inside the commands,
+so ``modelyard --help`` answers at once.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from modelyard.cli._common import SpecOption, console
+from modelyard.cli.data import data_app
+from modelyard.cli.models import models_app
+from modelyard.cli.runs import runs_app
 from modelyard.errors import ModelyardError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from modelyard.project import Project
     from modelyard.quickstart import QuickstartResult
 
 app = typer.Typer(
@@ -27,33 +31,10 @@ app = typer.Typer(
     add_completion=False,
 )
 spec_app = typer.Typer(help="Check the project spec (modelyard.yaml).", no_args_is_help=True)
-data_app = typer.Typer(help="Datasets and their versions.", no_args_is_help=True)
-runs_app = typer.Typer(help="Training runs.", no_args_is_help=True)
-models_app = typer.Typer(help="Registered models and versions.", no_args_is_help=True)
 app.add_typer(spec_app, name="spec")
 app.add_typer(data_app, name="data")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
-
-SpecOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--spec", help="The project spec to use (default: modelyard.yaml in this folder)."
-    ),
-]
-
-
-def console() -> Console:
-    from rich.console import Console
-
-    # Piped output gets a width that fits the tables instead of Rich's 80 columns.
-    return Console() if sys.stdout.isatty() else Console(width=120)
-
-
-def open_project(ctx: typer.Context) -> Project:
-    from modelyard.project import Project
-
-    return Project.open(ctx.obj.get("spec") if ctx.obj else None)
 
 
 @app.callback()
@@ -131,104 +112,6 @@ def quickstart(
     _print_quickstart(out, result)
 
 
-@data_app.command("add")
-def data_add(
-    ctx: typer.Context,
-    name: str,
-    path: Path,
-    kind: Annotated[str, typer.Option(help="raw | clean | features")] = "raw",
-) -> None:
-    """Register a CSV or Parquet file as a new version of dataset NAME."""
-    from modelyard.data.datasets import add_dataset
-
-    version = add_dataset(open_project(ctx), name, path, kind=kind)
-    console().print(
-        f"[green]✓[/] {version.ref}: {version.n_rows:,} rows × {version.n_columns} "
-        f"columns (sha256 {version.content_hash[:12]})."
-    )
-
-
-@data_app.command("list")
-def data_list(ctx: typer.Context) -> None:
-    """List datasets and their versions."""
-    from modelyard.data.datasets import list_datasets
-
-    rows = [
-        (v.ref, v.kind, f"{v.n_rows:,}", str(v.n_columns), v.content_hash[:12], _when(v.created_at))
-        for v in list_datasets(open_project(ctx))
-    ]
-    _table("Datasets", ("version", "kind", "rows", "columns", "sha256", "created"), rows)
-
-
-@runs_app.command("list")
-def runs_list(
-    ctx: typer.Context, limit: Annotated[int, typer.Option(min=1, help="How many runs.")] = 50
-) -> None:
-    """List recent runs with their main metrics."""
-    from modelyard.train.runs import list_runs
-
-    project = open_project(ctx)
-    keys = [g.name for g in project.spec.metric_goals()][:3]
-    rows = [
-        (
-            r.id,
-            r.name,
-            r.kind,
-            r.status,
-            _when(r.started_at),
-            f"{r.wall_seconds or 0:.1f}s",
-            *(_num(r.metrics.get(k)) for k in keys),
-        )
-        for r in list_runs(project, limit)
-    ]
-    _table("Runs", ("id", "name", "kind", "status", "started", "wall", *keys), rows)
-
-
-@runs_app.command("show")
-def runs_show(ctx: typer.Context, run_id: str) -> None:
-    """Show one run's parameters and metrics (an id prefix is enough)."""
-    from modelyard.train.runs import get_run
-
-    run = get_run(open_project(ctx), run_id)
-    console().print(
-        f"[bold]{run.name}[/] {run.id} · {run.kind} · {run.status} · spec {str(run.spec_hash)[:12]}"
-    )
-    _table("Parameters", ("name", "value"), sorted(run.params.items()))
-    _table("Metrics", ("name", "value"), [(k, _num(v)) for k, v in sorted(run.metrics.items())])
-
-
-@models_app.command("list")
-def models_list(ctx: typer.Context) -> None:
-    """List registered model versions with aliases and stage."""
-    from modelyard.registry.versions import list_models
-
-    rows = [
-        (m.ref, ", ".join(m.aliases), m.stage, m.flavor, m.run_id or "", _when(m.created_at))
-        for m in list_models(open_project(ctx))
-    ]
-    _table("Models", ("version", "aliases", "stage", "flavor", "run", "created"), rows)
-
-
-@models_app.command("show")
-def models_show(
-    ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NAME, NAME@V or NAME@alias")]
-) -> None:
-    """Show one model version: metrics, gates, lineage to its run."""
-    from modelyard.registry.versions import resolve
-
-    m = resolve(open_project(ctx), ref)
-    console().print(
-        f"[bold]{m.ref}[/] aliases: {', '.join(m.aliases) or '-'} · stage {m.stage} "
-        f"· run {m.run_id} · bundle sha256 {m.digest[:12]}"
-    )
-    _table("Metrics", ("name", "value"), [(k, _num(v)) for k, v in sorted(m.metrics.items())])
-    _table(
-        "Gates",
-        ("gate", "value", "result"),
-        [(g["name"], _num(g["value"]), "pass" if g["passed"] else "FAIL") for g in m.gates],
-    )
-
-
 @app.command()
 def serve(
     ctx: typer.Context,
@@ -294,25 +177,6 @@ def _print_quickstart(out: Console, result: QuickstartResult) -> None:
     out.print(f"[bold]Metadata:[/]  {result.store}")
     out.print(f"[bold]Artifacts:[/] {result.artifacts}")
     out.print(f"Next: cd {result.folder} && modelyard runs list && modelyard models list")
-
-
-def _table(title: str, columns: tuple[str, ...], rows: Any) -> None:
-    from rich.table import Table
-
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*row)
-    console().print(table)
-
-
-def _num(value: Any) -> str:
-    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def _when(moment: Any) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
 def _slug(text: str) -> str:
