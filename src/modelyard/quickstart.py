@@ -85,7 +85,7 @@ def run_quickstart(
     y_recent = binary_target(project.spec, recent)
     candidates = []
     for r in results:
-        recent_proba = r.bundle.predict_proba(r.bundle.encoder.transform(recent))
+        recent_proba = r.bundle.score_frame(recent)
         from sklearn.metrics import roc_auc_score
 
         candidates.append(
@@ -129,7 +129,7 @@ def run_quickstart(
     features = best.bundle.encoder.names
     records = recent[features].head(requests).astype(object)
     records = records.where(records.notna(), None).to_dict("records")
-    expected = best.bundle.predict_proba(best.bundle.encoder.encode_records(records))
+    expected = best.bundle.predict_proba(best.bundle.encode_records(records))
     with _server(spec_path, "loans@champion") as base_url:
         stage("traffic", f"{requests:,} single-row requests to {base_url}/predict")
         _send(base_url, records, expected, result, on_request)

@@ -36,7 +36,7 @@ def client(served: tuple[ServedModel, Any]) -> TestClient:
 def test_records_endpoint_scores_like_the_model(client: TestClient, served: Any) -> None:
     model, records = served
     body = client.post("/predict", json={"records": records}).json()
-    expected = model.bundle.predict_proba(model.bundle.encoder.encode_records(records))
+    expected = model.bundle.predict_proba(model.bundle.encode_records(records))
     got = np.array([p["probability"] for p in body["predictions"]])
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
     assert [p["label"] for p in body["predictions"]] == (expected >= 0.2).astype(int).tolist()

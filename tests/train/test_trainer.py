@@ -50,7 +50,7 @@ def test_saved_bundle_predicts_exactly_what_was_evaluated(module_project: Projec
     _, frame, results = trained
     for result in results:
         loaded = load_bundle(module_project.artifacts, result.digest)
-        X = loaded.encoder.transform(frame.head(300))
+        X = loaded.encode_frame(frame.head(300))
         np.testing.assert_array_equal(loaded.predict_proba(X), result.bundle.predict_proba(X))
         assert loaded.threshold == result.bundle.threshold
 

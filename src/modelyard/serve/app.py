@@ -188,7 +188,7 @@ def _tensor(tensor: Any, index: int) -> tuple[str, list[Any]]:
 def _predict(bundle: ModelBundle, records: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     if not records:
         raise InvalidInputError("The request holds no records to score.")
-    X = bundle.encoder.encode_records(records)
+    X = bundle.encode_records(records)
     proba = bundle.predict_proba(X)
     return proba, (proba >= bundle.threshold).astype(np.int64)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from modelyard.data.encoding import FeatureEncoder
 from modelyard.errors import ArtifactError
@@ -37,7 +38,19 @@ class ModelBundle:
     manifest: dict[str, Any] | None = None
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Scores for an already encoded matrix."""
         return self.scorer.predict_proba(X)
+
+    def encode_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """Rows of a frame → the model's matrix (the training and batch path)."""
+        return self.encoder.transform(frame)
+
+    def encode_records(self, records: list[Any]) -> np.ndarray:
+        """JSON records → the model's matrix, validated (the serving path)."""
+        return self.encoder.encode_records(records)
+
+    def score_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.predict_proba(self.encode_frame(frame))
 
     @classmethod
     def from_bytes(
