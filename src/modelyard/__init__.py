@@ -3,7 +3,8 @@
 The object model, bottom to top::
 
     Spec ──► Project (metadata Database + ArtifactStore)
-               ├── DatasetVersion      add_dataset / load_dataset
+               ├── DatasetVersion      add_dataset / load_dataset, Recipe, make_split,
+               │                       check_split, label quality, ImbalancePolicy
                ├── Run                 train_candidates → one run per candidate
                ├── ModelVersion        register_model / resolve("loans@champion")
                └── served model        modelyard serve / run_quickstart
@@ -41,29 +42,57 @@ _EXPORTS = {
     "SpecError": "modelyard.errors",
     "DataError": "modelyard.errors",
     "NotFoundError": "modelyard.errors",
+    "Recipe": "modelyard.data.cleaning",
+    "apply_recipe": "modelyard.data.cleaning",
+    "Split": "modelyard.data.splits",
+    "make_split": "modelyard.data.splits",
+    "check_split": "modelyard.data.leakage",
+    "LeakageReport": "modelyard.data.leakage",
+    "ImbalancePolicy": "modelyard.data.imbalance",
+    "resample": "modelyard.data.imbalance",
+    "majority_vote": "modelyard.data.labels",
+    "find_label_issues": "modelyard.data.labels",
+    "fleiss_kappa": "modelyard.data.labels",
+    "krippendorff_alpha_nominal": "modelyard.data.labels",
+    "cohen_kappa": "modelyard.data.labels",
+    "revise_labels": "modelyard.data.labels",
 }
 
 __all__ = [
     "DataError",
     "DatasetVersion",
+    "ImbalancePolicy",
+    "LeakageReport",
     "ModelVersion",
     "ModelyardError",
     "NotFoundError",
     "Project",
+    "Recipe",
     "Run",
     "Spec",
     "SpecError",
+    "Split",
     "__version__",
     "add_dataset",
+    "apply_recipe",
+    "check_split",
+    "cohen_kappa",
+    "find_label_issues",
+    "fleiss_kappa",
+    "krippendorff_alpha_nominal",
     "list_datasets",
     "list_models",
     "list_runs",
     "load_bundle",
     "load_dataset",
     "load_spec",
+    "majority_vote",
+    "make_split",
     "parse_spec",
     "register_model",
+    "resample",
     "resolve",
+    "revise_labels",
     "run_quickstart",
     "set_alias",
     "train_candidates",

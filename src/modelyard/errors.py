@@ -12,6 +12,7 @@ classes at the boundary, so callers only ever catch ``ModelyardError``.
     ├── NotFoundError        a named object (dataset, run, model, alias, ...) does not exist
     ├── ConflictError        the write would break a uniqueness or state rule
     ├── DataError            a data set cannot be read or does not match what is expected
+    │   └── NotFittedStepError   (data.cleaning) a cleaning step used before fit
     ├── TrainingError        a candidate model could not be fitted
     ├── ServingError         the inference server cannot load or serve a model
     └── InvalidInputError    a request or an argument is malformed (HTTP 422)

@@ -617,6 +617,11 @@ class Spec(_Model):
     target: Column = Field(description="the column the model predicts")
     positive_class: ClassLabel | None = None
     columns: Columns = Field(default_factory=Columns)
+    cleaning: tuple[dict[str, Any], ...] = Field(
+        default_factory=tuple,
+        description="cleaning steps fitted on training rows and replayed when serving, "
+        "e.g. [{step: impute, columns: [income], strategy: median}]",
+    )
     metrics: tuple[MetricGoal, ...] = Field(default_factory=tuple)
     costs: Costs = Field(default_factory=Costs)
     slices: tuple[Slice, ...] = Field(default_factory=tuple)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from modelyard.cli import data_checks, data_labels
 from modelyard.cli._common import SpecOption, console
 from modelyard.cli.data import data_app
 from modelyard.cli.models import models_app
@@ -35,6 +36,8 @@ app.add_typer(spec_app, name="spec")
 app.add_typer(data_app, name="data")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
+# Modules that add their commands to a group above when imported.
+COMMAND_MODULES = (data_checks, data_labels)
 
 
 @app.callback()

@@ -2,7 +2,8 @@
 
 It is generated, not downloaded, so the demo and the tests run offline and are
 reproducible from a seed. The generator is meant to look like the real thing:
-numeric and categorical features with missing values, a sensitive attribute
+numeric and categorical features with missing values and a category typed
+several ways ("RENT", "rent", " Rent "), a sensitive attribute
 (``gender``) that does not enter the true risk, a PII column (``email``), an id,
 an application timestamp, and a later period (``period == "recent"``) whose
 applicants are poorer and borrow more — data drift — and whose default rate
@@ -29,6 +30,14 @@ columns:
   sensitive: [gender]
   pii: [email]
   exclude: [period]
+cleaning:                # fitted on training rows only, replayed identically when serving
+  - step: normalise_categories
+    columns: [home_ownership, purpose, region]
+    rare_min_share: 0.005
+  - step: clip_outliers
+    columns: [income, loan_amount, debt_to_income]
+    method: quantile
+    quantiles: [0.001, 0.999]
 metrics:
   - name: roc_auc
     threshold: 0.70
@@ -71,6 +80,7 @@ def make_loans(rows: int = 50_000, *, recent_share: float = 0.2, seed: int = 7) 
     frame = pd.DataFrame(_applicants(rng, recent))
     frame["default"] = _defaults(rng, frame)
     _blank_out(rng, frame)
+    _misspell(rng, frame)
     frame.insert(0, "loan_id", [f"L{i:07d}" for i in range(rows)])
     frame.insert(1, "applied_at", _timestamps(rng, recent))
     frame["email"] = [f"applicant{i}@example.com" for i in rng.permutation(rows)]
@@ -127,6 +137,16 @@ def _defaults(rng: np.random.Generator, f: pd.DataFrame) -> np.ndarray:
     )
     risk: np.ndarray = 1 / (1 + np.exp(-logit.to_numpy(np.float64)))
     return (rng.random(len(f)) < risk).astype(np.int64)
+
+
+def _misspell(rng: np.random.Generator, f: pd.DataFrame) -> None:
+    """Some branches type categories by hand: 'rent', ' Rent ' for 'RENT' (3 % of rows)."""
+    messy = rng.random(len(f)) < 0.03
+    variants = np.array([str.lower, lambda v: f" {v.title()} "], dtype=object)
+    picks = rng.integers(0, 2, len(f))
+    f.loc[messy, "home_ownership"] = [
+        variants[k](v) for k, v in zip(picks[messy], f.loc[messy, "home_ownership"], strict=True)
+    ]
 
 
 def _blank_out(rng: np.random.Generator, f: pd.DataFrame) -> None:

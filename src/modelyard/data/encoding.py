@@ -13,13 +13,17 @@ serving path: plain Python over the request's own structure, no pandas.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from modelyard.errors import DataError, InvalidInputError
+
+if TYPE_CHECKING:
+    from modelyard.data.schema import Schema
 
 Kind = Literal["number", "category"]
 NAN = float("nan")
@@ -66,6 +70,11 @@ class FeatureEncoder:
                 f"Feature columns {missing} are not in the data; it has {list(frame.columns)}."
             )
         return cls([_infer_field(frame[c]) for c in features])
+
+    @classmethod
+    def from_schema(cls, schema: Schema, features: Sequence[str] | None = None) -> FeatureEncoder:
+        """The encoder a data set's schema implies: ``features``, or its feature columns."""
+        return cls(schema.feature_fields(features))
 
     @property
     def categorical_indices(self) -> list[int]:

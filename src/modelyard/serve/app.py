@@ -101,7 +101,7 @@ def create_app(model: ServedModel) -> FastAPI:
     async def infer(name: str, request: Request) -> Response:
         _check_name(model, name)
         body = _json_object(await request.body())
-        records = oip_records(body, model.bundle.encoder.names)
+        records = oip_records(body, model.bundle.input_names)
         proba, labels = _predict(model.bundle, records)
         return JSONResponse(
             {
@@ -194,9 +194,10 @@ def _predict(bundle: ModelBundle, records: list[Any]) -> tuple[np.ndarray, np.nd
 
 
 def _metadata(model: ServedModel) -> dict[str, Any]:
+    kinds = {f.name: f.kind for f in model.bundle.encoder.fields}
     inputs = [
-        {"name": f.name, "datatype": "FP64" if f.kind == "number" else "BYTES", "shape": [-1]}
-        for f in model.bundle.encoder.fields
+        {"name": n, "datatype": "FP64" if kinds.get(n) == "number" else "BYTES", "shape": [-1]}
+        for n in model.bundle.input_names
     ]
     return {
         "name": model.name,

@@ -168,6 +168,7 @@ class DatasetVersion(Base):
     transformation: Mapped[Any] = mapped_column(JSON_TYPE, nullable=True)
     created_at: Mapped[datetime] = _created_at()
     created_by: Mapped[str | None] = mapped_column(NAME)
+    source: Mapped[Any] = mapped_column(JSON_TYPE, nullable=True)  # 0003: file, format, sha256
 
 
 class DatasetLineage(Base):

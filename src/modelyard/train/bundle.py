@@ -1,8 +1,10 @@
 """Model bundles: everything serving needs to answer, in content-addressed blobs.
 
 A bundle is a JSON manifest blob that names the model blob by sha256 and
-carries the fitted feature encoder, the task, the decision threshold and the
-library versions it was saved with. A model version in the registry points at
+carries the fitted cleaning recipe (optional), the fitted feature encoder, the
+task, the decision threshold and the library versions it was saved with. The
+recipe and the encoder are replayed, in that order, on every row the model
+scores — in training, evaluation, batch and serving alike. A model version in the registry points at
 the manifest's digest; loading verifies both blobs before parsing either.
 """
 
@@ -16,8 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modelyard.data.cleaning import Recipe
 from modelyard.data.encoding import FeatureEncoder
-from modelyard.errors import ArtifactError
+from modelyard.errors import ArtifactError, ModelyardError
 from modelyard.store import ArtifactStore, Blob
 from modelyard.train import flavors
 from modelyard.train.environment import LIBRARIES, library_versions
@@ -36,17 +39,27 @@ class ModelBundle:
     target: str
     threshold: float = 0.5
     manifest: dict[str, Any] | None = None
+    recipe: Recipe | None = None
+
+    @property
+    def input_names(self) -> list[str]:
+        """Fields a request carries (a unit column yes, an imputation indicator no)."""
+        return self.recipe.inputs_for(self.encoder.names) if self.recipe else self.encoder.names
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Scores for an already encoded matrix."""
         return self.scorer.predict_proba(X)
 
     def encode_frame(self, frame: pd.DataFrame) -> np.ndarray:
-        """Rows of a frame → the model's matrix (the training and batch path)."""
+        """Raw rows of a frame → the model's matrix (the evaluation and batch path)."""
+        if self.recipe is not None:
+            frame = self.recipe.transform(frame, filter_rows=False)
         return self.encoder.transform(frame)
 
     def encode_records(self, records: list[Any]) -> np.ndarray:
-        """JSON records → the model's matrix, validated (the serving path)."""
+        """Raw JSON records → the model's matrix, validated (the serving path)."""
+        if self.recipe is not None:
+            records = self.recipe.transform_records(records)
         return self.encoder.encode_records(records)
 
     def score_frame(self, frame: pd.DataFrame) -> np.ndarray:
@@ -69,6 +82,7 @@ class ModelBundle:
             "target": self.target,
             "threshold": self.threshold,
             "encoder": self.encoder.to_dict(),
+            "recipe": self.recipe.to_dict() if self.recipe else None,
             "model": {"digest": blob.digest, "size": blob.size},
             "libraries": library_versions(),
         }
@@ -94,7 +108,24 @@ def load_bundle(artifacts: ArtifactStore, digest: str) -> ModelBundle:
         target=manifest["target"],
         threshold=float(manifest["threshold"]),
         manifest=manifest,
+        recipe=_recipe(manifest, digest),
     )
+
+
+def _recipe(manifest: dict[str, Any], digest: str) -> Recipe | None:
+    if not manifest.get("recipe"):
+        return None
+    try:
+        recipe = Recipe.from_dict(manifest["recipe"])
+    except ModelyardError as exc:
+        raise ArtifactError(
+            f"Model manifest {digest[:12]} holds an unreadable cleaning recipe: {exc.message}"
+        ) from exc
+    if not recipe.is_fitted:
+        raise ArtifactError(
+            f"Model manifest {digest[:12]} holds an unfitted cleaning recipe; re-train the model."
+        )
+    return recipe
 
 
 def _warn_on_version_mismatch(saved: dict[str, str]) -> None:

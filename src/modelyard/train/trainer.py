@@ -1,6 +1,8 @@
 """Train candidates on one recorded split, evaluate them, and keep each as a run.
 
-The split is stratified and seeded (train 64 % / validation 16 % / test 20 %).
+The split follows the spec (stratified for classification, grouped when the
+spec names a group column; train 64 % / validation 16 % / test 20 %) and is
+recorded by row ids as an artifact of every run, so the run can be rebuilt.
 Boosted trees stop early on validation; the decision threshold is chosen on
 validation from the spec's business costs; all reported metrics are measured
 on the test rows no candidate has seen.
@@ -8,6 +10,7 @@ on the test rows no candidate has seen.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,8 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modelyard.data.cleaning import Recipe, apply_recipe
 from modelyard.data.datasets import DatasetVersion
 from modelyard.data.encoding import FeatureEncoder
+from modelyard.data.splits import SplitPositions, make_split
 from modelyard.errors import DataError, TrainingError
 from modelyard.evaluate.gates import GateResult, check_gates
 from modelyard.evaluate.metrics import best_threshold, classification_report
@@ -29,27 +34,6 @@ from modelyard.train.candidates import Candidate, default_candidates
 from modelyard.train.runs import Run
 
 Progress = Callable[[str], None]
-
-
-@dataclass
-class Split:
-    """Row positions of each part, and how they were drawn."""
-
-    train: np.ndarray
-    validation: np.ndarray
-    test: np.ndarray
-    seed: int
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "method": "stratified",
-            "seed": self.seed,
-            "rows": {
-                "train": len(self.train),
-                "validation": len(self.validation),
-                "test": len(self.test),
-            },
-        }
 
 
 @dataclass
@@ -90,15 +74,6 @@ def binary_target(spec: Spec, frame: pd.DataFrame) -> np.ndarray:
     return y
 
 
-def stratified_split(y: np.ndarray, seed: int) -> Split:
-    from sklearn.model_selection import train_test_split
-
-    rows = np.arange(len(y))
-    rest, test = train_test_split(rows, test_size=0.2, stratify=y, random_state=seed)
-    train, valid = train_test_split(rest, test_size=0.2, stratify=y[rest], random_state=seed)
-    return Split(np.sort(train), np.sort(valid), np.sort(test), seed)
-
-
 def train_candidates(
     project: Project,
     dataset: DatasetVersion,
@@ -114,66 +89,78 @@ def train_candidates(
             f"This release trains binary tasks; the spec says task '{project.spec.task}'."
         )
     y = binary_target(project.spec, frame)
-    split = stratified_split(y, seed)
+    split = make_split(frame, project.spec, seed=seed)
+    rows = split.positions(frame)
+    record = project.artifacts.put_bytes(json.dumps(split.to_dict()).encode())
+    recipe, cleaning = None, None
+    if project.spec.cleaning:
+        recipe = Recipe.from_spec_like(list(project.spec.cleaning))
+        frame, y, rows, cleaning = _clean(frame, y, rows, recipe)
     features = project.spec.feature_columns(list(frame.columns))
-    encoder = FeatureEncoder.fit(frame.iloc[split.train], features)
+    encoder = FeatureEncoder.fit(frame.iloc[rows.train], features)
     X = encoder.transform(frame)
     results = []
     for candidate in candidates or default_candidates(seed):
         if progress:
             progress(candidate.name)
-        results.append(_train_one(project, dataset, candidate, encoder, X, y, split))
+        with Run(project, name=candidate.name, seed=split.seed) as run:
+            run.split = split.describe()
+            run.log_artifact("split", record)
+            run.add_input(dataset.id, "train")
+            if cleaning:
+                run.tags["cleaning"] = json.dumps(cleaning["fit"])[:2000]
+            result = _train_one(project, run, candidate, encoder, X, y, rows, recipe)
+            results.append(result)
     return results
 
 
 def _train_one(
     project: Project,
-    dataset: DatasetVersion,
+    run: Run,
     candidate: Candidate,
     encoder: FeatureEncoder,
     X: np.ndarray,
     y: np.ndarray,
-    split: Split,
+    split: SplitPositions,
+    recipe: Recipe | None,
 ) -> CandidateResult:
     costs = project.spec.costs
-    with Run(project, name=candidate.name, seed=split.seed) as run:
-        run.split = split.describe()
-        run.add_input(dataset.id, "train")
-        run.log_params(
-            {**candidate.params, "features": len(encoder.fields), "baseline": candidate.baseline}
-        )
-        started = time.perf_counter()
-        try:
-            model = candidate.fit(
-                X[split.train],
-                y[split.train],
-                X[split.validation],
-                y[split.validation],
-                encoder,
-                candidate.params,
-            )
-        except (ValueError, RuntimeError) as exc:
-            raise TrainingError(f"Candidate '{candidate.name}' failed to fit: {exc}") from exc
-        fit_seconds = time.perf_counter() - started
-        model_bytes = flavors.dump(candidate.flavor, model)
-        bundle = ModelBundle.from_bytes(
-            candidate.flavor, model_bytes, encoder, project.spec.task, project.spec.target
-        )
-        bundle.threshold, _ = best_threshold(
+    run.log_params(
+        {**candidate.params, "features": len(encoder.fields), "baseline": candidate.baseline}
+    )
+    started = time.perf_counter()
+    try:
+        model = candidate.fit(
+            X[split.train],
+            y[split.train],
+            X[split.validation],
             y[split.validation],
-            bundle.predict_proba(X[split.validation]),
-            costs.false_positive,
-            costs.false_negative,
+            encoder,
+            candidate.params,
         )
-        metrics = classification_report(
-            y[split.test], bundle.predict_proba(X[split.test]), bundle.threshold
-        )
-        metrics["fit_seconds"] = fit_seconds
-        metrics["predict_p50_ms"] = _single_row_latency_ms(bundle, X[split.test[:200]])
-        manifest = bundle.save(project.artifacts, model_bytes)
-        metrics["model_bytes"] = float(len(model_bytes))
-        run.log_metrics(metrics)
-        run.log_artifact("model", manifest)
+    except (ValueError, RuntimeError) as exc:
+        raise TrainingError(f"Candidate '{candidate.name}' failed to fit: {exc}") from exc
+    fit_seconds = time.perf_counter() - started
+    model_bytes = flavors.dump(candidate.flavor, model)
+    bundle = ModelBundle.from_bytes(
+        candidate.flavor, model_bytes, encoder, project.spec.task, project.spec.target
+    )
+    bundle.recipe = recipe
+    bundle.threshold, _ = best_threshold(
+        y[split.validation],
+        bundle.predict_proba(X[split.validation]),
+        costs.false_positive,
+        costs.false_negative,
+    )
+    metrics = classification_report(
+        y[split.test], bundle.predict_proba(X[split.test]), bundle.threshold
+    )
+    metrics["fit_seconds"] = fit_seconds
+    metrics["predict_p50_ms"] = _single_row_latency_ms(bundle, X[split.test[:200]])
+    manifest = bundle.save(project.artifacts, model_bytes)
+    metrics["model_bytes"] = float(len(model_bytes))
+    run.log_metrics(metrics)
+    run.log_artifact("model", manifest)
     return CandidateResult(
         candidate.name,
         candidate.baseline,
@@ -183,6 +170,24 @@ def _train_one(
         metrics,
         check_gates(project.spec, metrics, "model"),
     )
+
+
+def _clean(
+    frame: pd.DataFrame, y: np.ndarray, rows: SplitPositions, recipe: Recipe
+) -> tuple[pd.DataFrame, np.ndarray, SplitPositions, dict[str, Any]]:
+    """Fit ``recipe`` on the training rows only; replay it on the others as serving will.
+
+    Row filters (de-duplication, outlier removal) may drop training rows, never
+    validation or test rows, so the positions are renumbered for what is kept.
+    """
+    clean, report = apply_recipe(frame.reset_index(drop=True), recipe, fit_rows=rows.train)
+    kept = clean.index.to_numpy()
+    where = np.full(len(frame), -1)
+    where[kept] = np.arange(len(kept))
+    renumbered = SplitPositions(
+        where[np.intersect1d(rows.train, kept)], where[rows.validation], where[rows.test]
+    )
+    return clean.reset_index(drop=True), y[kept], renumbered, report
 
 
 def _single_row_latency_ms(bundle: ModelBundle, rows: np.ndarray) -> float:
