@@ -56,6 +56,15 @@ _EXPORTS = {
     "krippendorff_alpha_nominal": "modelyard.data.labels",
     "cohen_kappa": "modelyard.data.labels",
     "revise_labels": "modelyard.data.labels",
+    "Schema": "modelyard.data.schema",
+    "get_version": "modelyard.data.datasets",
+    "iter_batches": "modelyard.data.datasets",
+    "lineage": "modelyard.data.datasets",
+    "set_schema": "modelyard.data.datasets",
+    "validate": "modelyard.data.validation",
+    "validate_dataset": "modelyard.data.validation",
+    "diff": "modelyard.data.diff",
+    "clean_version": "modelyard.data.cleaning.versions",
 }
 
 __all__ = [
@@ -69,6 +78,7 @@ __all__ = [
     "Project",
     "Recipe",
     "Run",
+    "Schema",
     "Spec",
     "SpecError",
     "Split",
@@ -76,10 +86,15 @@ __all__ = [
     "add_dataset",
     "apply_recipe",
     "check_split",
+    "clean_version",
     "cohen_kappa",
+    "diff",
     "find_label_issues",
     "fleiss_kappa",
+    "get_version",
+    "iter_batches",
     "krippendorff_alpha_nominal",
+    "lineage",
     "list_datasets",
     "list_models",
     "list_runs",
@@ -95,7 +110,10 @@ __all__ = [
     "revise_labels",
     "run_quickstart",
     "set_alias",
+    "set_schema",
     "train_candidates",
+    "validate",
+    "validate_dataset",
 ]
 
 

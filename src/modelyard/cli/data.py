@@ -211,6 +211,41 @@ def data_diff(
     _print_diff(diff(open_project(ctx), a, b))
 
 
+@data_app.command("clean")
+def data_clean(
+    ctx: typer.Context,
+    ref: RefArgument,
+    recipe_file: Annotated[
+        Path | None,
+        typer.Option("--recipe", help="A YAML list of cleaning steps (default: the spec's)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split whose train rows fit it.")] = 42,
+) -> None:
+    """Fit cleaning steps on the training rows and register the result as a clean version."""
+    import yaml
+
+    from modelyard.data.cleaning import Recipe
+    from modelyard.data.cleaning.versions import clean_version
+    from modelyard.errors import DataError
+
+    project = open_project(ctx)
+    steps = list(project.spec.cleaning)
+    if recipe_file is not None:
+        try:
+            steps = yaml.safe_load(recipe_file.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise DataError(f"Cannot read the recipe {recipe_file}: {exc}") from None
+    if not steps:
+        raise DataError("No cleaning steps: add a `cleaning:` list to the spec or pass --recipe.")
+    version = clean_version(project, ref, Recipe.from_spec_like(steps), seed=seed)
+    report = version.transformation["report"] if version.transformation else {}
+    console().print(
+        f"[green]✓[/] {version.ref} (clean): {report.get('rows_in', 0):,} rows in, "
+        f"{report.get('rows_out', 0):,} out; recipe fitted on {report.get('fit_rows', 0):,} "
+        f"training rows. See `modelyard data lineage {version.ref}`."
+    )
+
+
 @data_app.command("schema")
 def data_schema(
     ctx: typer.Context,
