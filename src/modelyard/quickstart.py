@@ -1,9 +1,10 @@
 """``modelyard quickstart``: the whole lifecycle, thin but real, on the demo data.
 
 Generate loan applications → register them as dataset versions → train a
-logistic baseline and LightGBM on one recorded split → evaluate both (held-out
-test rows and the later, drifted period) against the spec's gates → register
-the better one as the next version of ``loans`` with alias ``champion`` →
+majority-class and a logistic baseline and LightGBM on one recorded split →
+evaluate them (held-out test rows and the later, drifted period) against the
+spec's gates → register the best as the next version of ``loans`` with alias
+``champion`` →
 start the inference server on a free port → send real HTTP requests from the
 drifted period → check the server's answers against the model in-process →
 stop the server. Every stage reports progress through ``on_stage``.
@@ -25,6 +26,8 @@ from modelyard.errors import ServingError
 from modelyard.evaluate.gates import check_gates
 
 Stage = Callable[[str, str], None]
+#: The families the quickstart trains: two baselines and one boosted model.
+FAMILIES = ["majority", "logistic", "lightgbm"]
 
 
 @dataclass
@@ -76,18 +79,25 @@ def run_quickstart(
     ref_version = add_dataset(project, "loans", reference)
     recent_version = add_dataset(project, "loans-recent", recent)
 
-    stage("train", "logistic baseline and LightGBM on one stratified split")
+    stage("train", "baselines and LightGBM on one stratified split")
+
+    def on_candidate(name: str, step: str) -> None:
+        if step == "fit":
+            stage("train", f"fitting {name}")
+
     results = train_candidates(
-        project, ref_version, reference, progress=lambda name: stage("train", f"fitting {name}")
+        project, ref_version, reference, families=FAMILIES, progress=on_candidate
     )
 
     stage("evaluate", "test rows and the drifted recent period, against the spec's gates")
+    from sklearn.metrics import roc_auc_score
+
     y_recent = binary_target(project.spec, recent)
     candidates = []
     for r in results:
+        if r.bundle is None:
+            continue
         recent_proba = r.bundle.score_frame(recent)
-        from sklearn.metrics import roc_auc_score
-
         candidates.append(
             {
                 "name": r.name,
@@ -99,7 +109,7 @@ def run_quickstart(
                 "gates_passed": r.gates_passed,
             }
         )
-    best = _best(project.spec, results)
+    best = _best(project.spec, [r for r in results if r.bundle is not None])
 
     stage("register", f"{best.name} as the next version of 'loans', alias champion")
     version = register_model(

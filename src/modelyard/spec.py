@@ -12,12 +12,16 @@ Object model (every model is a frozen pydantic model that forbids unknown fields
     ├── rollback         RollbackCriteria: p99_latency_ms, error_rate, max_prediction_shift, ...
     ├── drift            DriftThresholds: psi, psi_warn, js, wasserstein, ks_pvalue, ...
     ├── retraining       Retraining: triggers [Trigger: kind + the fields that kind needs]
-    └── governance       Governance: approvals_required, roles, allow_override
+    ├── governance       Governance: approvals_required, roles, allow_override
+    └── training         Training: imbalance, target_ratio, seed, families,
+                         search (SearchSettings: method, trials, folds, engine)
 
 ``METRICS`` is the one catalogue of metric names: direction (higher or lower is
 better), kind (model or system), the tasks a metric applies to and its sensible
 range. Evaluation, promotion, release and rollback read thresholds from here
-and from ``Spec.metric_goals()``.
+and from ``Spec.metric_goals()``. ``MODEL_FAMILIES`` is the catalogue of model
+family names and the tasks each can learn (``modelyard.train.families`` holds
+their implementations; a test keeps the two in step).
 
 ``load_spec`` / ``parse_spec`` keep YAML line numbers, so every problem is
 reported as a ``SpecIssue`` (file, line, field, what is allowed) inside one
@@ -31,7 +35,8 @@ the canonical JSON of the *validated* model, defaults filled in and keys
 sorted. Comments, key order, formatting and spelling out a default do not
 change it; any change of meaning does, and so would a new modelyard release
 that changes a default the spec relies on. Runs and models record it as the
-spec version.
+spec version. A ``training`` section left at its defaults is not part of the
+hash, so specs written before the section existed keep their version.
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ __all__ = [
     "DEFAULT_K",
     "DEFAULT_METRICS",
     "METRICS",
+    "MODEL_FAMILIES",
     "SPEC_FILENAME",
     "TASKS",
     "Columns",
@@ -88,10 +94,12 @@ __all__ = [
     "ReleasePolicy",
     "Retraining",
     "RollbackCriteria",
+    "SearchSettings",
     "Slice",
     "Slos",
     "Spec",
     "SpecIssue",
+    "Training",
     "Trigger",
     "find_spec",
     "load_spec",
@@ -183,6 +191,24 @@ DEFAULT_METRICS: Mapping[str, tuple[Mapping[str, Any], ...]] = MappingProxyType(
             {"name": "ndcg_at_k", "k": DEFAULT_K},
             {"name": "precision_at_k", "k": DEFAULT_K},
         ),
+    }
+)
+
+
+_CLASSES = frozenset({"binary", "multiclass"})
+_LEARNED = frozenset({"binary", "multiclass", "regression"})
+
+# Model families and the tasks each can learn; baselines first.
+MODEL_FAMILIES: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "majority": _CLASSES,
+        "mean": frozenset({"regression"}),
+        "logistic": _CLASSES,
+        "linear": frozenset({"regression"}),
+        "tree": _LEARNED,
+        "lightgbm": _LEARNED,
+        "hist_gb": _LEARNED,
+        "mlp": _LEARNED,
     }
 )
 
@@ -600,6 +626,53 @@ class Governance(_Model):
     allow_override: Annotated[bool, Strict()] = True
 
 
+class SearchSettings(_Model):
+    """Hyper-parameter search for each family that has a search space."""
+
+    method: Literal["grid", "random", "tpe"] = "tpe"
+    trials: Annotated[int, Strict(), Field(ge=1, le=10_000)] = 20
+    folds: Annotated[int, Strict(), Field(ge=2, le=20)] = 3
+    engine: Literal["local", "ray"] = "local"
+
+
+class Training(_Model):
+    """How candidates are trained: imbalance handling, seed, families, search.
+
+    ``imbalance`` applies to the training rows only (validation and test keep
+    the real class distribution): ``class_weight`` weights rows by their
+    class's balanced weight, ``oversample`` / ``undersample`` resample the
+    training rows to ``target_ratio`` (smallest class / largest, default 1).
+    ``families`` limits training to a subset (default: every family that
+    applies to the task).
+    """
+
+    imbalance: Literal["none", "class_weight", "oversample", "undersample"] = "none"
+    target_ratio: Annotated[float, Strict(), Field(gt=0, le=1)] | None = None
+    seed: Annotated[int, Strict(), Field(ge=0)] = 42
+    families: Annotated[tuple[str, ...], Field(min_length=1)] | None = None
+    search: SearchSettings | None = None
+
+    @field_validator("families")
+    @classmethod
+    def _known_families(cls, names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for name in names or ():
+            if name not in MODEL_FAMILIES:
+                raise ValueError(
+                    f"unknown model family {name!r}; known: {', '.join(MODEL_FAMILIES)}."
+                    + did_you_mean(name, MODEL_FAMILIES)
+                )
+        if names is not None and len(set(names)) != len(names):
+            raise ValueError(f"lists a family twice; list each once: {list(names)}")
+        return names
+
+    @model_validator(mode="after")
+    def _ratio_needs_resampling(self) -> Self:
+        if self.target_ratio is not None and self.imbalance not in ("oversample", "undersample"):
+            msg = f"applies to imbalance oversample or undersample, not {self.imbalance!r}"
+            raise_problems([(("target_ratio",), f"{msg}; remove it")])
+        return self
+
+
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
@@ -631,6 +704,7 @@ class Spec(_Model):
     drift: DriftThresholds = Field(default_factory=DriftThresholds)
     retraining: Retraining = Field(default_factory=Retraining)
     governance: Governance = Field(default_factory=Governance)
+    training: Training = Field(default_factory=Training)
 
     @model_validator(mode="before")
     @classmethod
@@ -652,7 +726,8 @@ class Spec(_Model):
     @model_validator(mode="after")
     def _cross_checks(self) -> Self:
         problems = self._target_problems() + self._metric_problems() + self._slice_problems()
-        raise_problems(problems + self._release_problems() + self._trigger_problems())
+        problems += self._release_problems() + self._trigger_problems()
+        raise_problems(problems + self._training_problems())
         return self
 
     def _target_problems(self) -> list[Problem]:
@@ -726,14 +801,28 @@ class Spec(_Model):
                 problems.append(((*where, "threshold"), f"{msg} or in metrics"))
         return problems
 
+    def _training_problems(self) -> list[Problem]:
+        training = self.training
+        problems: list[Problem] = []
+        if training.imbalance != "none" and self.task not in _CLASSES:
+            msg = f"class imbalance only applies to classification (task is {self.task!r})"
+            problems.append((("training", "imbalance"), f"{msg}; set it to 'none'"))
+        for i, name in enumerate(training.families or ()):
+            if self.task not in MODEL_FAMILIES[name]:
+                fits = [n for n, tasks in MODEL_FAMILIES.items() if self.task in tasks]
+                msg = f"{name!r} cannot learn task {self.task!r}; use one of {', '.join(fits)}"
+                problems.append((("training", "families", i), msg))
+        return problems
+
     # ----------------------------------------------------------------- API for later stages
 
     @property
     def content_hash(self) -> str:
         """The spec version: sha256 hex of the canonical JSON of the validated spec."""
-        canonical = json.dumps(
-            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
+        values = self.model_dump(mode="json")
+        if self.training == Training():
+            del values["training"]  # specs written before the section keep their version
+        canonical = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     def metric_goals(

@@ -9,7 +9,7 @@ from modelyard.data.encoding import FeatureEncoder
 from modelyard.serve.app import ServedModel, create_app
 from modelyard.train import flavors
 from modelyard.train.bundle import ModelBundle
-from modelyard.train.candidates import default_candidates
+from modelyard.train.families import FAMILIES, TrainingData
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +18,9 @@ def served() -> tuple[ServedModel, list[dict[str, Any]]]:
     features = ["age", "income", "credit_score", "purpose", "home_ownership"]
     encoder = FeatureEncoder.fit(frame, features)
     X, y = encoder.transform(frame), frame["default"].to_numpy()
-    logistic = default_candidates()[0]
-    model = logistic.fit(X, y, X, y, encoder, logistic.params)
+    logistic = FAMILIES["logistic"]
+    data = TrainingData(X, y, X, y, encoder, "binary")
+    model = logistic.fit(data, logistic.defaults("binary", 42))
     bundle = ModelBundle.from_bytes(
         "sklearn", flavors.dump("sklearn", model), encoder, "binary", "default"
     )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from modelyard.cli import data_checks, data_labels
+from modelyard.cli import data_checks, data_labels, train
 from modelyard.cli._common import SpecOption, console
 from modelyard.cli.data import data_app
 from modelyard.cli.models import models_app
@@ -37,7 +37,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 # Modules that add their commands to a group above when imported.
-COMMAND_MODULES = (data_checks, data_labels)
+COMMAND_MODULES = (data_checks, data_labels, train)
 
 
 @app.callback()
@@ -130,6 +130,9 @@ def serve(
     spec = find_spec(explicit=(ctx.obj or {}).get("spec")).resolve()
     console().print(f"Serving {ref} on http://{host}:{port} (docs at /docs). Ctrl-C stops.")
     run_server(spec, ref, host=host, port=port, workers=workers)
+
+
+app.command("train")(train.train_command)
 
 
 def _print_quickstart(out: Console, result: QuickstartResult) -> None:

@@ -2,10 +2,18 @@
 
 A bundle is a JSON manifest blob that names the model blob by sha256 and
 carries the fitted cleaning recipe (optional), the fitted feature encoder, the
-task, the decision threshold and the library versions it was saved with. The
+task, the class labels (multiclass: code i is ``classes[i]``), the decision
+threshold (binary) and the library versions it was saved with. When the model
+was also exported to ONNX, ``manifest["onnx"]`` names that blob with its size
+and the largest difference from the native model measured at export. The
 recipe and the encoder are replayed, in that order, on every row the model
-scores — in training, evaluation, batch and serving alike. A model version in the registry points at
-the manifest's digest; loading verifies both blobs before parsing either.
+scores — in training, evaluation, batch and serving alike. A model version in
+the registry points at the manifest's digest; loading verifies both blobs
+before parsing either.
+
+``predict(X)`` follows the output convention of ``modelyard.train.families``
+(binary → P(positive), multiclass → (n, k) probabilities, regression →
+predictions); ``predict_proba`` is the same, under the name serving uses.
 """
 
 from __future__ import annotations
@@ -28,6 +36,14 @@ from modelyard.train.environment import LIBRARIES, library_versions
 FORMAT = "modelyard.model/1"
 
 
+@dataclass(frozen=True)
+class OnnxBlob:
+    """An ONNX export of the model, and its largest difference from the native scores."""
+
+    data: bytes
+    max_abs_diff: float
+
+
 @dataclass
 class ModelBundle:
     """A fitted model with its encoder and decision threshold, ready to score rows."""
@@ -40,15 +56,20 @@ class ModelBundle:
     threshold: float = 0.5
     manifest: dict[str, Any] | None = None
     recipe: Recipe | None = None
+    classes: tuple[str, ...] | None = None
 
     @property
     def input_names(self) -> list[str]:
         """Fields a request carries (a unit column yes, an imputation indicator no)."""
         return self.recipe.inputs_for(self.encoder.names) if self.recipe else self.encoder.names
 
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Scores for an already encoded matrix, in the task's output convention."""
+        return self.scorer.predict(X)
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Scores for an already encoded matrix."""
-        return self.scorer.predict_proba(X)
+        """The same as ``predict``: binary P(positive), multiclass (n, k), regression values."""
+        return self.scorer.predict(X)
 
     def encode_frame(self, frame: pd.DataFrame) -> np.ndarray:
         """Raw rows of a frame → the model's matrix (the evaluation and batch path)."""
@@ -63,19 +84,21 @@ class ModelBundle:
         return self.encoder.encode_records(records)
 
     def score_frame(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.predict_proba(self.encode_frame(frame))
+        return self.predict(self.encode_frame(frame))
 
     @classmethod
     def from_bytes(
         cls, flavor: str, model_bytes: bytes, encoder: FeatureEncoder, task: str, target: str
     ) -> ModelBundle:
         """A bundle scoring with the model exactly as it will be saved and served."""
-        return cls(flavor, flavors.load(flavor, model_bytes), encoder, task, target)
+        return cls(flavor, flavors.load(flavor, model_bytes, task), encoder, task, target)
 
-    def save(self, artifacts: ArtifactStore, model_bytes: bytes) -> Blob:
-        """Write the model blob, then the manifest; return the manifest blob."""
+    def save(
+        self, artifacts: ArtifactStore, model_bytes: bytes, onnx: OnnxBlob | None = None
+    ) -> Blob:
+        """Write the model blob (and the ONNX one), then the manifest; return the manifest."""
         blob = artifacts.put_bytes(model_bytes)
-        manifest = {
+        manifest: dict[str, Any] = {
             "format": FORMAT,
             "flavor": self.flavor,
             "task": self.task,
@@ -86,6 +109,15 @@ class ModelBundle:
             "model": {"digest": blob.digest, "size": blob.size},
             "libraries": library_versions(),
         }
+        if self.classes is not None:
+            manifest["classes"] = list(self.classes)
+        if onnx is not None:
+            saved = artifacts.put_bytes(onnx.data)
+            manifest["onnx"] = {
+                "digest": saved.digest,
+                "size": saved.size,
+                "max_abs_diff": onnx.max_abs_diff,
+            }
         self.manifest = manifest
         return artifacts.put_bytes(json.dumps(manifest, sort_keys=True).encode())
 
@@ -99,7 +131,9 @@ def load_bundle(artifacts: ArtifactStore, digest: str) -> ModelBundle:
             f"(format {manifest.get('format')!r}, expected {FORMAT!r})."
         )
     _warn_on_version_mismatch(manifest.get("libraries", {}))
-    scorer = flavors.load(manifest["flavor"], artifacts.get_bytes(manifest["model"]["digest"]))
+    model_bytes = artifacts.get_bytes(manifest["model"]["digest"])
+    scorer = flavors.load(manifest["flavor"], model_bytes, manifest["task"])
+    classes = manifest.get("classes")
     return ModelBundle(
         flavor=manifest["flavor"],
         scorer=scorer,
@@ -109,6 +143,7 @@ def load_bundle(artifacts: ArtifactStore, digest: str) -> ModelBundle:
         threshold=float(manifest["threshold"]),
         manifest=manifest,
         recipe=_recipe(manifest, digest),
+        classes=tuple(classes) if classes is not None else None,
     )
 
 
