@@ -5,7 +5,10 @@ The object model, bottom to top::
     Spec ──► Project (metadata Database + ArtifactStore)
                ├── DatasetVersion      add_dataset / load_dataset, Recipe, make_split,
                │                       check_split, label quality, ImbalancePolicy
-               ├── Run                 train_candidates → one run per candidate
+               ├── Run                 train_candidates → one run per candidate (FAMILIES),
+               │                       search (child runs), build_leaderboard, reproduce_run
+               ├── evaluation          build_evaluation, slices, fairness, robustness,
+               │                       compare_models, render_report
                ├── ModelVersion        register_model / resolve("loans@champion")
                └── served model        modelyard serve / run_quickstart
 
@@ -65,9 +68,25 @@ _EXPORTS = {
     "validate_dataset": "modelyard.data.validation",
     "diff": "modelyard.data.diff",
     "clean_version": "modelyard.data.cleaning.versions",
+    "reproduce_run": "modelyard.train.reproduce",
+    "build_leaderboard": "modelyard.train.leaderboard",
+    "search": "modelyard.train.search",
+    "get_run": "modelyard.train.runs",
+    "metric_history": "modelyard.train.runs",
+    "FAMILIES": "modelyard.train.families",
+    "render_report": "modelyard.evaluate.report",
+    "write_report": "modelyard.evaluate.report",
+    "build_evaluation": "modelyard.evaluate.report",
+    "robustness_report": "modelyard.evaluate.robustness",
+    "compare_models": "modelyard.evaluate.compare",
+    "named_slices": "modelyard.evaluate.slices",
+    "worst_slices": "modelyard.evaluate.slices",
+    "fairness_report": "modelyard.evaluate.fairness",
+    "bootstrap_metric": "modelyard.evaluate.bootstrap",
 }
 
 __all__ = [
+    "FAMILIES",
     "DataError",
     "DatasetVersion",
     "ImbalancePolicy",
@@ -85,12 +104,18 @@ __all__ = [
     "__version__",
     "add_dataset",
     "apply_recipe",
+    "bootstrap_metric",
+    "build_evaluation",
+    "build_leaderboard",
     "check_split",
     "clean_version",
     "cohen_kappa",
+    "compare_models",
     "diff",
+    "fairness_report",
     "find_label_issues",
     "fleiss_kappa",
+    "get_run",
     "get_version",
     "iter_batches",
     "krippendorff_alpha_nominal",
@@ -103,17 +128,25 @@ __all__ = [
     "load_spec",
     "majority_vote",
     "make_split",
+    "metric_history",
+    "named_slices",
     "parse_spec",
     "register_model",
+    "render_report",
+    "reproduce_run",
     "resample",
     "resolve",
     "revise_labels",
+    "robustness_report",
     "run_quickstart",
+    "search",
     "set_alias",
     "set_schema",
     "train_candidates",
     "validate",
     "validate_dataset",
+    "worst_slices",
+    "write_report",
 ]
 
 

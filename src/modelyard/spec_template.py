@@ -133,6 +133,21 @@ retraining:
     - kind: manual
   use_feedback_labels: true      # fold labelled production traffic into the next training set
 
+# Cleaning steps, fitted on the training rows only and replayed identically when
+# serving. step: impute | deduplicate | clip_outliers | drop_outliers |
+# standardise_units | normalise_categories. For example:
+# cleaning:
+#   - {{step: normalise_categories, columns: [city], rare_min_share: 0.01}}
+#   - {{step: impute, columns: [income], strategy: median, add_indicator: true}}
+
+# How candidates are trained (defaults shown). imbalance: none | class_weight |
+# oversample | undersample (training rows only). families: a subset of majority,
+# mean, logistic, linear, tree, lightgbm, hist_gb, mlp.
+# training:
+#   imbalance: none
+#   seed: 42
+#   search: {{method: tpe, trials: 20, folds: 3, engine: local}}
+
 # Who may do what. Roles: viewer | scientist | approver | operator | admin.
 # The author of a model can never approve it.
 governance:
