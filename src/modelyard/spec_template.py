@@ -137,8 +137,8 @@ retraining:
 # serving. step: impute | deduplicate | clip_outliers | drop_outliers |
 # standardise_units | normalise_categories. For example:
 # cleaning:
-#   - {{step: normalise_categories, columns: [city], rare_min_share: 0.01}}
-#   - {{step: impute, columns: [income], strategy: median, add_indicator: true}}
+#   - {step: normalise_categories, columns: [city], rare_min_share: 0.01}
+#   - {step: impute, columns: [income], strategy: median, add_indicator: true}
 
 # How candidates are trained (defaults shown). imbalance: none | class_weight |
 # oversample | undersample (training rows only). families: a subset of majority,
@@ -146,7 +146,7 @@ retraining:
 # training:
 #   imbalance: none
 #   seed: 42
-#   search: {{method: tpe, trials: 20, folds: 3, engine: local}}
+#   search: {method: tpe, trials: 20, folds: 3, engine: local}
 
 # Who may do what. Roles: viewer | scientist | approver | operator | admin.
 # The author of a model can never approve it.
