@@ -48,7 +48,6 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, Self, get_args
@@ -67,6 +66,29 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from modelyard.errors import SpecError
+from modelyard.spec_catalogue import (
+    CLASSIFICATION_TASKS,
+    DEFAULT_K,
+    DEFAULT_METRICS,
+    METRICS,
+    MODEL_FAMILIES,
+    SPEC_FILENAME,
+    TASKS,
+    Column,
+    Direction,
+    Fraction,
+    Integer,
+    MetricInfo,
+    NonNegative,
+    Number,
+    OpenFraction,
+    Positive,
+    Role,
+    Task,
+    TriggerKind,
+    metrics_for,
+    parse_duration,
+)
 from modelyard.spec_issues import (
     Problem,
     SpecIssue,
@@ -110,124 +132,6 @@ __all__ = [
     "spec_hash",
     "write_spec_template",
 ]
-
-SPEC_FILENAME = "modelyard.yaml"
-
-Task = Literal["binary", "multiclass", "regression", "ranking"]
-TASKS: tuple[str, ...] = get_args(Task)
-Direction = Literal["max", "min"]
-Role = Literal["viewer", "scientist", "approver", "operator", "admin"]
-TriggerKind = Literal["drift", "performance", "labels", "schedule", "rule_change", "manual"]
-
-# Strict numbers: YAML already types values, so `true` or "0.7" is a mistake, not a number.
-Number = Annotated[float, Strict()]
-Integer = Annotated[int, Strict()]
-NonNegative = Annotated[float, Strict(), Field(ge=0)]
-Positive = Annotated[float, Strict(), Field(gt=0)]
-Fraction = Annotated[float, Strict(), Field(ge=0, le=1)]
-OpenFraction = Annotated[float, Strict(), Field(gt=0, lt=1)]
-Column = Annotated[str, Field(min_length=1)]
-
-
-# --------------------------------------------------------------------------- catalogue
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    """What modelyard knows about one metric: which way is better, where it applies."""
-
-    direction: Direction
-    kind: Literal["model", "system"]
-    tasks: frozenset[str]
-    low: float | None = 0.0
-    high: float | None = 1.0
-    at_k: bool = False
-
-
-_BIN = frozenset({"binary"})
-_CLS = frozenset({"binary", "multiclass"})
-_REG = frozenset({"regression"})
-_RANK = frozenset({"ranking"})
-_ALL = frozenset(TASKS)
-
-METRICS: Mapping[str, MetricInfo] = MappingProxyType(
-    {
-        "accuracy": MetricInfo("max", "model", _CLS),
-        "balanced_accuracy": MetricInfo("max", "model", _CLS),
-        "precision": MetricInfo("max", "model", _BIN),
-        "recall": MetricInfo("max", "model", _BIN),
-        "f1": MetricInfo("max", "model", _BIN),
-        "precision_macro": MetricInfo("max", "model", _CLS),
-        "recall_macro": MetricInfo("max", "model", _CLS),
-        "f1_macro": MetricInfo("max", "model", _CLS),
-        "roc_auc": MetricInfo("max", "model", _CLS),
-        "pr_auc": MetricInfo("max", "model", _CLS),
-        "log_loss": MetricInfo("min", "model", _CLS, high=None),
-        "brier": MetricInfo("min", "model", _CLS, high=None),
-        "ece": MetricInfo("min", "model", _CLS),
-        "mae": MetricInfo("min", "model", _REG, high=None),
-        "rmse": MetricInfo("min", "model", _REG, high=None),
-        "r2": MetricInfo("max", "model", _REG, low=None),
-        "mape": MetricInfo("min", "model", _REG, high=None),
-        "precision_at_k": MetricInfo("max", "model", _RANK, at_k=True),
-        "recall_at_k": MetricInfo("max", "model", _RANK, at_k=True),
-        "ndcg_at_k": MetricInfo("max", "model", _RANK, at_k=True),
-        "p99_latency_ms": MetricInfo("min", "system", _ALL, high=None),
-        "error_rate": MetricInfo("min", "system", _ALL),
-        "availability": MetricInfo("max", "system", _ALL),
-        "cost_per_1k_predictions": MetricInfo("min", "system", _ALL, high=None),
-        "throughput_rps": MetricInfo("max", "system", _ALL, high=None),
-    }
-)
-
-DEFAULT_K = 10
-# The goals a spec gets when it has no `metrics` section.
-DEFAULT_METRICS: Mapping[str, tuple[Mapping[str, Any], ...]] = MappingProxyType(
-    {
-        "binary": ({"name": "roc_auc", "threshold": 0.7}, {"name": "f1"}),
-        "multiclass": ({"name": "f1_macro"}, {"name": "accuracy"}),
-        "regression": ({"name": "rmse"}, {"name": "mae"}, {"name": "r2", "threshold": 0.0}),
-        "ranking": (
-            {"name": "ndcg_at_k", "k": DEFAULT_K},
-            {"name": "precision_at_k", "k": DEFAULT_K},
-        ),
-    }
-)
-
-
-_CLASSES = frozenset({"binary", "multiclass"})
-_LEARNED = frozenset({"binary", "multiclass", "regression"})
-
-# Model families and the tasks each can learn; baselines first.
-MODEL_FAMILIES: Mapping[str, frozenset[str]] = MappingProxyType(
-    {
-        "majority": _CLASSES,
-        "mean": frozenset({"regression"}),
-        "logistic": _CLASSES,
-        "linear": frozenset({"regression"}),
-        "tree": _LEARNED,
-        "lightgbm": _LEARNED,
-        "hist_gb": _LEARNED,
-        "mlp": _LEARNED,
-    }
-)
-
-
-def metrics_for(task: str) -> list[str]:
-    """The catalogue names that apply to ``task``, model metrics first."""
-    return [name for name, info in METRICS.items() if task in info.tasks]
-
-
-def parse_duration(text: str) -> int:
-    """Seconds in a duration such as ``30s``, ``15m``, ``6h``, ``1d`` or ``2w``."""
-    match = re.fullmatch(r"([1-9]\d*)([smhdw])", text.strip())
-    if match is None:
-        raise ValueError(
-            f"must be a duration: a whole number and a unit s, m, h, d or w (e.g. 1d); got {text!r}"
-        )
-    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
-    return int(match.group(1)) * unit
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -804,7 +708,7 @@ class Spec(_Model):
     def _training_problems(self) -> list[Problem]:
         training = self.training
         problems: list[Problem] = []
-        if training.imbalance != "none" and self.task not in _CLASSES:
+        if training.imbalance != "none" and self.task not in CLASSIFICATION_TASKS:
             msg = f"class imbalance only applies to classification (task is {self.task!r})"
             problems.append((("training", "imbalance"), f"{msg}; set it to 'none'"))
         for i, name in enumerate(training.families or ()):
