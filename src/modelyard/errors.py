@@ -11,6 +11,8 @@ classes at the boundary, so callers only ever catch ``ModelyardError``.
     ├── ArtifactError        a blob is missing, unreadable, or fails its sha256 check
     ├── NotFoundError        a named object (dataset, run, model, alias, ...) does not exist
     ├── ConflictError        the write would break a uniqueness or state rule
+    ├── AuthenticationError  no API token, or one that is unknown, revoked or expired (HTTP 401)
+    ├── PermissionDeniedError  the user's role lacks the permission (HTTP 403)
     ├── DataError            a data set cannot be read or does not match what is expected
     │   └── NotFittedStepError   (data.cleaning) a cleaning step used before fit
     ├── TrainingError        a candidate model could not be fitted
@@ -87,6 +89,18 @@ class ConflictError(ModelyardError):
     """The write would break a uniqueness or state rule."""
 
     http_status = 409
+
+
+class AuthenticationError(ModelyardError):
+    """No API token was given, or it is unknown, revoked, expired or its user is disabled."""
+
+    http_status = 401
+
+
+class PermissionDeniedError(ModelyardError):
+    """The user is known, but their role does not grant the permission asked for."""
+
+    http_status = 403
 
 
 class DataError(ModelyardError):

@@ -60,3 +60,15 @@ def test_report_agrees_with_scikit_learn(scored: tuple[np.ndarray, np.ndarray]) 
     assert report["precision"] == pytest.approx(skm.precision_score(y, predicted))
     assert report["brier"] == pytest.approx(skm.brier_score_loss(y, proba))
     assert report["threshold"] == 0.3
+
+
+def test_equal_mass_ece_by_hand() -> None:
+    # Four rows, two equal-mass bins: {0.1, 0.2} (observed 0/2) and {0.7, 0.9} (observed 2/2).
+    proba = np.array([0.1, 0.2, 0.7, 0.9])
+    y = np.array([0, 0, 1, 1])
+    gaps = 2 * abs(0.15 - 0.0) + 2 * abs(0.8 - 1.0)
+    assert expected_calibration_error(y, proba, bins=2, strategy="quantile") == pytest.approx(
+        gaps / 4
+    )
+    with pytest.raises(ValueError, match="strategy"):
+        expected_calibration_error(y, proba, strategy="mass")

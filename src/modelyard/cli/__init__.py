@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from modelyard.cli import data_checks, data_labels, train
+from modelyard.cli import data_checks, data_labels, evaluate, train
 from modelyard.cli._common import SpecOption, console
+from modelyard.cli.audit import audit_app
 from modelyard.cli.data import data_app
 from modelyard.cli.models import models_app
 from modelyard.cli.runs import runs_app
+from modelyard.cli.users import api_command, users_app
 from modelyard.errors import ModelyardError
 
 if TYPE_CHECKING:
@@ -36,6 +38,8 @@ app.add_typer(spec_app, name="spec")
 app.add_typer(data_app, name="data")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
+app.add_typer(users_app, name="users")
+app.add_typer(audit_app, name="audit")
 # Modules that add their commands to a group above when imported.
 COMMAND_MODULES = (data_checks, data_labels, train)
 
@@ -133,6 +137,9 @@ def serve(
 
 
 app.command("train")(train.train_command)
+app.command("evaluate")(evaluate.evaluate_command)
+app.command("compare")(evaluate.compare_command)
+app.command("api")(api_command)
 
 
 def _print_quickstart(out: Console, result: QuickstartResult) -> None:

@@ -41,3 +41,119 @@ def models_show(
         ("gate", "value", "result"),
         [(g["name"], num(g["value"]), "pass" if g["passed"] else "FAIL") for g in m.gates],
     )
+
+
+UserOption = Annotated[
+    str | None,
+    typer.Option(
+        "--user",
+        envvar="MODELYARD_USER",
+        help="Who is acting (default: $MODELYARD_USER, else your OS user name).",
+    ),
+]
+
+
+def acting_user(user: str | None) -> str:
+    """``--user``, else ``MODELYARD_USER`` (Typer reads it), else the OS user name."""
+    import getpass
+
+    return user or getpass.getuser()
+
+
+@models_app.command("approve")
+def models_approve(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME@V or NAME@alias")],
+    comment: Annotated[str | None, typer.Option(help="Why you approve.")] = None,
+    user: UserOption = None,
+) -> None:
+    """Approve a model version for production (approvers; never the model's author)."""
+    from modelyard.registry.promotion import approve
+
+    decision = approve(open_project(ctx), ref, user=acting_user(user), comment=comment)
+    console().print(f"[green]✓[/] {decision.user} approved {decision.ref}.")
+
+
+@models_app.command("reject")
+def models_reject(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME@V or NAME@alias")],
+    comment: Annotated[str, typer.Option(help="Why you reject (required).")],
+    user: UserOption = None,
+) -> None:
+    """Reject a model version: it can no longer be promoted to production."""
+    from modelyard.registry.promotion import reject
+
+    decision = reject(open_project(ctx), ref, user=acting_user(user), comment=comment)
+    console().print(f"[yellow]✗[/] {decision.user} rejected {decision.ref}: {decision.comment}")
+
+
+@models_app.command("promote")
+def models_promote(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME@V or NAME@alias")],
+    stage: Annotated[
+        str, typer.Option(help="production | staging | archived (or none, to demote).")
+    ] = "production",
+    override: Annotated[
+        str | None,
+        typer.Option(help="Admins only: promote despite failed gates, for this reason."),
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="Why (required to demote or archive).")] = None,
+    user: UserOption = None,
+) -> None:
+    """Move a version to a stage; production checks gates, approvals and roles."""
+    from modelyard.registry.promotion import set_stage
+
+    moved = set_stage(
+        open_project(ctx),
+        ref,
+        stage,
+        user=acting_user(user),
+        reason=reason,
+        override_reason=override,
+    )
+    aliases = f" (aliases: {', '.join(moved.aliases)})" if moved.aliases else ""
+    console().print(f"[green]✓[/] {moved.ref} is now in {moved.stage}{aliases}.")
+
+
+@models_app.command("alias")
+def models_alias(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The model name.")],
+    alias: Annotated[str, typer.Argument(help="The alias, e.g. challenger.")],
+    version: Annotated[int, typer.Argument(help="The version number to point at.")],
+    user: UserOption = None,
+) -> None:
+    """Point an alias at a version (champion moves only with `models promote`)."""
+    from modelyard.registry.promotion import move_alias
+
+    moved = move_alias(open_project(ctx), name, alias, version, user=acting_user(user))
+    console().print(f"[green]✓[/] {name}@{alias} → {moved.ref}")
+
+
+@models_app.command("lineage")
+def models_lineage(
+    ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NAME, NAME@V or NAME@alias")]
+) -> None:
+    """Dataset versions → run → model version → deployments."""
+    from modelyard.registry.versions import model_lineage
+
+    found = model_lineage(open_project(ctx), ref)
+    table(
+        "Data",
+        ("dataset", "version", "role", "sha256"),
+        [
+            (i["dataset"], str(i["version"]), i["role"], i["content_hash"][:12])
+            for i in found.inputs
+        ],
+    )
+    run = found.run
+    run_text = f"{run['name']} ({run['id']}, {run['status']})" if run else "- (no run recorded)"
+    console().print(f"[bold]Run:[/] {run_text}")
+    m = found.version
+    console().print(
+        f"[bold]Model:[/] {m.ref} · stage {m.stage} · aliases {', '.join(m.aliases) or '-'}"
+    )
+    deployed = ", ".join(f"{d['name']} ({d['status']})" for d in found.deployments)
+    console().print(f"[bold]Deployments:[/] {deployed or '-'}")

@@ -14,8 +14,10 @@ applies to it:
 - ``regression_report``: MAE, RMSE, R², MAPE (a fraction, as scikit-learn's).
 
 ``task_report`` dispatches on the task. Expected calibration error uses
-equal-width bins (15 by default): the weighted mean gap between predicted
-probability and observed frequency over the non-empty bins.
+equal-width bins (15 by default) or, on request, equal-mass bins: the weighted
+mean gap between predicted probability and observed frequency over the
+non-empty bins. Ranking metrics (precision@k, recall@k, NDCG@k) live in
+``evaluate/ranking.py``.
 """
 
 from __future__ import annotations
@@ -26,13 +28,27 @@ import numpy as np
 from sklearn import metrics as skm
 
 
-def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, bins: int = 15) -> float:
-    """ECE over ``bins`` equal-width probability bins, weighted by bin size."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(proba, edges[1:-1], right=True), 0, bins - 1)
-    counts = np.bincount(which, minlength=bins)
-    predicted = np.bincount(which, weights=proba, minlength=bins)
-    observed = np.bincount(which, weights=y_true.astype(float), minlength=bins)
+def expected_calibration_error(
+    y_true: np.ndarray, proba: np.ndarray, bins: int = 15, strategy: str = "uniform"
+) -> float:
+    """ECE: the bin-size-weighted mean gap between mean predicted probability and
+    observed frequency, over ``bins`` bins.
+
+    ``strategy="uniform"`` (the default) uses equal-width bins on [0, 1], each
+    bin right-closed (the first also holds 0); ``"quantile"`` uses equal-mass
+    bins, edges at the quantiles of ``proba`` (ties may merge bins).
+    """
+    if strategy == "uniform":
+        inner = np.linspace(0.0, 1.0, bins + 1)[1:-1]
+    elif strategy == "quantile":
+        inner = np.unique(np.quantile(proba, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+    else:
+        raise ValueError(f"strategy must be 'uniform' or 'quantile'; got {strategy!r}.")
+    which = np.digitize(proba, inner, right=True)
+    size = len(inner) + 1
+    counts = np.bincount(which, minlength=size)
+    predicted = np.bincount(which, weights=proba, minlength=size)
+    observed = np.bincount(which, weights=y_true.astype(float), minlength=size)
     used = counts > 0
     gaps = np.abs(predicted[used] - observed[used]) / counts[used]
     return float(np.sum(gaps * counts[used]) / len(proba))
