@@ -9,7 +9,8 @@ The object model, bottom to top::
                │                       search (child runs), build_leaderboard, reproduce_run
                ├── evaluation          build_evaluation, slices, fairness, robustness,
                │                       compare_models, render_report
-               ├── ModelVersion        register_model / resolve("loans@champion")
+               ├── ModelVersion        register_model / resolve("loans@champion"),
+               │                       evaluate_version, approve / promote, verify_audit
                └── served model        modelyard serve / run_quickstart
 
 Names are imported lazily so that ``import modelyard`` (and the CLI) stay fast.
@@ -83,7 +84,19 @@ _EXPORTS = {
     "worst_slices": "modelyard.evaluate.slices",
     "fairness_report": "modelyard.evaluate.fairness",
     "bootstrap_metric": "modelyard.evaluate.bootstrap",
+    "approve": "modelyard.registry.promotion",
+    "reject": "modelyard.registry.promotion",
+    "promote": "modelyard.registry.promotion",
+    "verify_audit": "modelyard.registry.audit",
+    "evaluate_version": "modelyard.registry.evaluation",
+    "compare_versions": "modelyard.registry.evaluation",
+    "create_user": "modelyard.registry.users",
+    "create_token": "modelyard.registry.users",
+    "create_management_app": "modelyard.api.app",
 }
+
+#: Public names that differ from the name inside their module.
+_ALIASES = {"verify_audit": "verify"}
 
 __all__ = [
     "FAMILIES",
@@ -104,6 +117,7 @@ __all__ = [
     "__version__",
     "add_dataset",
     "apply_recipe",
+    "approve",
     "bootstrap_metric",
     "build_evaluation",
     "build_leaderboard",
@@ -111,7 +125,12 @@ __all__ = [
     "clean_version",
     "cohen_kappa",
     "compare_models",
+    "compare_versions",
+    "create_management_app",
+    "create_token",
+    "create_user",
     "diff",
+    "evaluate_version",
     "fairness_report",
     "find_label_issues",
     "fleiss_kappa",
@@ -131,7 +150,9 @@ __all__ = [
     "metric_history",
     "named_slices",
     "parse_spec",
+    "promote",
     "register_model",
+    "reject",
     "render_report",
     "reproduce_run",
     "resample",
@@ -145,6 +166,7 @@ __all__ = [
     "train_candidates",
     "validate",
     "validate_dataset",
+    "verify_audit",
     "worst_slices",
     "write_report",
 ]
@@ -154,7 +176,7 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'modelyard' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    return getattr(importlib.import_module(module), _ALIASES.get(name, name))
 
 
 def __dir__() -> list[str]:
