@@ -68,3 +68,8 @@ def test_bad_role_and_duration_are_clear_errors(spec: Path) -> None:
 def test_api_command_is_registered() -> None:
     result = runner.invoke(app, ["api", "--help"])
     assert result.exit_code == 0 and "--port" in result.output
+
+
+def test_server_command_is_registered() -> None:
+    result = runner.invoke(app, ["server", "--help"])
+    assert result.exit_code == 0 and "management API" in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,12 @@ import pytest
 import sqlalchemy as sa
 
 from modelyard.data.demo import DEMO_SPEC
-from modelyard.errors import ConflictError, InvalidInputError, PermissionDeniedError
+from modelyard.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from modelyard.project import Project
 from modelyard.registry import promotion
 from modelyard.registry.audit import events, verify
@@ -22,6 +28,7 @@ from modelyard.registry.promotion import (
     move_alias,
     promote,
     reject,
+    rollback,
     set_stage,
 )
 from modelyard.registry.versions import ModelVersion, register_model, resolve
@@ -274,3 +281,103 @@ def test_the_chain_holds_after_governance_and_breaks_when_tampered(project: Proj
         )
     broken = verify(project)
     assert not broken.ok and broken.first_bad_seq == override.seq
+
+
+def test_concurrent_promotions_have_one_winner_and_both_are_audited(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = _approved(project), _approved(project)
+    both_read = threading.Barrier(2, timeout=30)
+    # Each promotion reads the current champion (none), then waits for the other to have
+    # read it too, so both race for the write with the same, soon stale, view.
+    monkeypatch.setattr(promotion, "_between_read_and_write", both_read.wait)
+    outcomes: dict[str, ModelVersion | Exception] = {}
+
+    def attempt(ref: str) -> None:
+        try:
+            outcomes[ref] = promote(project, ref, user="olga")
+        except Exception as exc:  # collected and checked below
+            outcomes[ref] = exc
+
+    threads = [threading.Thread(target=attempt, args=(v.ref,)) for v in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    won = [ref for ref, out in outcomes.items() if isinstance(out, ModelVersion)]
+    lost = [ref for ref, out in outcomes.items() if isinstance(out, ConflictError)]
+    assert len(won) == 1 and len(lost) == 1, outcomes
+    refused = outcomes[lost[0]]
+    assert isinstance(refused, ConflictError)
+    assert refused.message == (
+        f"Cannot promote {lost[0]}: {won[0]} was promoted meanwhile (you saw no champion); "
+        "re-check and retry."
+    )
+    assert resolve(project, "loans@champion").ref == won[0]
+    assert resolve(project, lost[0]).stage == "none"
+    promotions = [(e.action, e.object_id) for e in events(project) if "promote" in e.action]
+    assert sorted(promotions) == [("model.promote", won[0]), ("model.promote.refused", lost[0])]
+    assert verify(project).ok
+
+
+def test_a_stale_expected_champion_is_refused(project: Project) -> None:
+    first, second = _approved(project), _approved(project)
+    promote(project, first.ref, user="olga", expected_current=None)
+    with pytest.raises(ConflictError, match="loans@1 was promoted meanwhile"):
+        promote(project, second.ref, user="olga", expected_current=None)
+    assert promote(project, second.ref, user="olga", expected_current=1).stage == "production"
+
+
+def test_rollback_restores_the_previous_champion_in_one_audited_step(project: Project) -> None:
+    first, second = _approved(project), _approved(project)
+    promote(project, first.ref, user="olga")
+    with pytest.raises(ConflictError, match="nothing to roll back to"):
+        rollback(project, "loans", user="olga", reason="bad")
+    promote(project, second.ref, user="olga")
+    with pytest.raises(PermissionDeniedError, match="promote"):
+        rollback(project, "loans", user="bob", reason="drift")
+    with pytest.raises(InvalidInputError, match="reason"):
+        rollback(project, "loans", user="olga", reason=" ")
+    restored = rollback(project, "loans", user="olga", reason="latency regression")
+    assert (restored.ref, restored.stage, restored.aliases) == (
+        "loans@1",
+        "production",
+        ("champion",),
+    )
+    assert resolve(project, second.ref).stage == "archived"
+    event = events(project, limit=1)[0]
+    assert (event.action, event.actor, event.object_id) == ("model.rollback", "olga", "loans@1")
+    assert (event.payload["from_version"], event.payload["to_version"]) == (2, 1)
+    assert event.payload["reason"] == "latency regression"
+    refusals = [e.action for e in events(project) if e.action == "model.rollback.refused"]
+    assert len(refusals) == 2
+    with pytest.raises(ConflictError, match="nothing to roll back to"):  # v1 replaced nothing
+        rollback(project, "loans", user="olga", reason="again")
+    assert verify(project).ok
+
+
+def test_rollback_without_production_says_so(project: Project) -> None:
+    _approved(project)
+    with pytest.raises(ConflictError, match="no version in production"):
+        rollback(project, "loans", user="olga", reason="oops")
+    with pytest.raises(NotFoundError):
+        rollback(project, "nosuch", user="olga", reason="oops")
+
+
+def test_a_failed_rollback_changes_nothing(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = _approved(project), _approved(project)
+    promote(project, first.ref, user="olga")
+    promote(project, second.ref, user="olga")
+    before = _actions(project)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(promotion, "point_alias", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        rollback(project, "loans", user="olga", reason="drift")
+    assert resolve(project, "loans@champion").ref == "loans@2"
+    assert resolve(project, "loans@1").stage == "archived"
+    assert _actions(project) == before

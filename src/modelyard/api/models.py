@@ -21,7 +21,8 @@ from modelyard.registry.users import Identity
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
 
 Caller = Annotated[Identity, Depends(caller)]
-Text = Annotated[str, Field(min_length=1, max_length=10_000)]
+# Must hold a character other than ASCII white space (what the registry calls blank).
+Text = Annotated[str, Field(min_length=1, max_length=10_000, pattern=r"[^ \t\n\r\x0b\x0c]")]
 
 
 class _Body(BaseModel):

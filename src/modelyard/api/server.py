@@ -1,4 +1,4 @@
-"""Running the management API with uvicorn (uvloop + httptools); ``modelyard api``."""
+"""Running the management API with uvicorn (uvloop + httptools); ``modelyard server``."""
 
 from __future__ import annotations
 

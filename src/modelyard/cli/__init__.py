@@ -19,7 +19,7 @@ from modelyard.cli.audit import audit_app
 from modelyard.cli.data import data_app
 from modelyard.cli.models import models_app
 from modelyard.cli.runs import runs_app
-from modelyard.cli.users import api_command, users_app
+from modelyard.cli.users import api_command, login_command, users_app
 from modelyard.errors import ModelyardError
 
 if TYPE_CHECKING:
@@ -139,7 +139,9 @@ def serve(
 app.command("train")(train.train_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("compare")(evaluate.compare_command)
-app.command("api")(api_command)
+app.command("server")(api_command)
+app.command("login")(login_command)
+app.command("api", help="Alias of `modelyard server`.")(api_command)
 
 
 def _print_quickstart(out: Console, result: QuickstartResult) -> None:

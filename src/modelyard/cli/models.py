@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from modelyard.cli._common import console, num, open_project, sub_app, table, when
+from modelyard.cli.credentials import acting_user
 
 models_app = sub_app("Registered models and versions.")
 
@@ -48,16 +49,10 @@ UserOption = Annotated[
     typer.Option(
         "--user",
         envvar="MODELYARD_USER",
-        help="Who is acting (default: $MODELYARD_USER, else your OS user name).",
+        help="Who is acting without a token (embedded store only; default: $MODELYARD_USER, "
+        "else your OS user name). A token (MODELYARD_TOKEN, `modelyard login`) overrides it.",
     ),
 ]
-
-
-def acting_user(user: str | None) -> str:
-    """``--user``, else ``MODELYARD_USER`` (Typer reads it), else the OS user name."""
-    import getpass
-
-    return user or getpass.getuser()
 
 
 @models_app.command("approve")
@@ -70,7 +65,8 @@ def models_approve(
     """Approve a model version for production (approvers; never the model's author)."""
     from modelyard.registry.promotion import approve
 
-    decision = approve(open_project(ctx), ref, user=acting_user(user), comment=comment)
+    project = open_project(ctx)
+    decision = approve(project, ref, user=acting_user(project, user), comment=comment)
     console().print(f"[green]✓[/] {decision.user} approved {decision.ref}.")
 
 
@@ -84,7 +80,8 @@ def models_reject(
     """Reject a model version: it can no longer be promoted to production."""
     from modelyard.registry.promotion import reject
 
-    decision = reject(open_project(ctx), ref, user=acting_user(user), comment=comment)
+    project = open_project(ctx)
+    decision = reject(project, ref, user=acting_user(project, user), comment=comment)
     console().print(f"[yellow]✗[/] {decision.user} rejected {decision.ref}: {decision.comment}")
 
 
@@ -105,16 +102,32 @@ def models_promote(
     """Move a version to a stage; production checks gates, approvals and roles."""
     from modelyard.registry.promotion import set_stage
 
+    project = open_project(ctx)
     moved = set_stage(
-        open_project(ctx),
+        project,
         ref,
         stage,
-        user=acting_user(user),
+        user=acting_user(project, user),
         reason=reason,
         override_reason=override,
     )
     aliases = f" (aliases: {', '.join(moved.aliases)})" if moved.aliases else ""
     console().print(f"[green]✓[/] {moved.ref} is now in {moved.stage}{aliases}.")
+
+
+@models_app.command("rollback")
+def models_rollback(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The model name.")],
+    reason: Annotated[str, typer.Option(help="Why you roll back (required).")],
+    user: UserOption = None,
+) -> None:
+    """Put the previous production version back (operators, admins); champion follows."""
+    from modelyard.registry.promotion import rollback
+
+    project = open_project(ctx)
+    restored = rollback(project, name, user=acting_user(project, user), reason=reason)
+    console().print(f"[green]✓[/] rolled back: {restored.ref} is in production again (champion).")
 
 
 @models_app.command("alias")
@@ -128,7 +141,8 @@ def models_alias(
     """Point an alias at a version (champion moves only with `models promote`)."""
     from modelyard.registry.promotion import move_alias
 
-    moved = move_alias(open_project(ctx), name, alias, version, user=acting_user(user))
+    project = open_project(ctx)
+    moved = move_alias(project, name, alias, version, user=acting_user(project, user))
     console().print(f"[green]✓[/] {name}@{alias} → {moved.ref}")
 
 

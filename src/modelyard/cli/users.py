@@ -1,4 +1,4 @@
-"""``modelyard users …`` and ``modelyard api``: users, roles, API tokens, the management API.
+"""``modelyard users …`` and ``modelyard server``: users, roles, tokens, the management API.
 
 These commands work on the project's database directly (whoever can open it
 administers it); changes are audited with the actor "local".
@@ -117,3 +117,16 @@ def api_command(
     spec = find_spec(explicit=(ctx.obj or {}).get("spec")).resolve()
     console().print(f"Management API on http://{host}:{port} (docs at /docs). Ctrl-C stops.")
     run_api(spec, host=host, port=port)
+
+
+def login_command(
+    token: Annotated[str, typer.Option(help="An API token (`modelyard users token NAME`).")],
+    url: Annotated[
+        str | None, typer.Option(help="The management API's URL, for remote commands.")
+    ] = None,
+) -> None:
+    """Store an API token (and the API's URL) for the CLI, readable by you only (0600)."""
+    from modelyard.cli.credentials import save_credentials
+
+    path = save_credentials(url, token)
+    console().print(f"Saved credentials to {path} (mode 0600).")

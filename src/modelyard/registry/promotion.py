@@ -15,6 +15,16 @@
 - ``demote`` / ``archive`` need a reason; leaving production needs ``promote``.
   If ``champion`` pointed at the version, the alias is removed (audited).
 - ``move_alias`` moves any alias but ``champion``, which only ``promote`` moves.
+- ``rollback`` puts back the version that was production before the current
+  one (the newest ``model.archive`` event "replaced by" it), archiving the
+  current one and moving ``champion`` back, in one transaction.
+
+Promotion to production is a compare-and-swap: the caller's view of the
+current champion (``expected_current``, by default read when ``promote`` is
+called, before any lock) must still hold inside the locked write
+transaction. When another promotion won meanwhile, the loser gets a
+``ConflictError`` naming both versions, and its attempt is audited as a
+refusal, so two concurrent promotions leave exactly one winner.
 
 A refused approval, promotion or alias move is itself audited (action
 ``….refused``, with the reason) before the error reaches the caller.
@@ -22,6 +32,8 @@ A refused approval, promotion or alias move is itself audited (action
 
 from __future__ import annotations
 
+import enum
+import string
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,7 +43,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from modelyard.errors import ConflictError, InvalidInputError, PermissionDeniedError
+from modelyard.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from modelyard.project import Project
 from modelyard.registry.audit import record
 from modelyard.registry.users import get_or_create_user, require
@@ -42,11 +59,24 @@ from modelyard.registry.versions import (
     resolve,
     set_alias,
     version_info,
+    version_row,
 )
 from modelyard.store import lock_for_update, new_id, tables
 
 CHAMPION = "champion"
 PROMOTABLE = ("staging", "production")
+
+
+class _Unset(enum.Enum):
+    UNSET = "unset"
+
+
+UNSET = _Unset.UNSET
+"""``promote(expected_current=UNSET)``: read the current champion when called."""
+
+
+def _between_read_and_write() -> None:
+    """Called after ``promote`` read the current champion and before it locks (a test hook)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +97,7 @@ def approve(project: Project, ref: str, *, user: str, comment: str | None = None
 
 def reject(project: Project, ref: str, *, user: str, comment: str) -> Decision:
     """Reject ``ref``; a rejected version cannot reach production. ``comment`` says why."""
-    if not comment.strip():
+    if _blank(comment):
         raise InvalidInputError(f"Rejecting '{ref}' needs a comment saying why.")
     return _decide(project, ref, user=user, decision="reject", comment=comment)
 
@@ -86,18 +116,31 @@ def promote(
     *,
     user: str,
     override_reason: str | None = None,
+    expected_current: int | _Unset | None = UNSET,
 ) -> ModelVersion:
-    """Move ``ref`` to ``stage`` (staging or production) after checking every rule."""
+    """Move ``ref`` to ``stage`` (staging or production) after checking every rule.
+
+    ``expected_current`` is the champion version number the caller saw (None:
+    no champion); promotion to production fails with ``ConflictError`` if the
+    champion changed since. By default it is read now, outside the write
+    transaction.
+    """
     if stage not in PROMOTABLE:
         raise InvalidInputError(
             f"Cannot promote to stage {stage!r}: use 'staging' or 'production' "
             "(use archive() or demote() to move a version back)."
         )
     version = resolve(project, ref)
+    if isinstance(expected_current, _Unset):
+        with project.db.read() as session:
+            expected_current = _champion_version(session, version)
+    _between_read_and_write()
     with _refusals_audited(project, user, "model.promote", version.ref):
         require(project, user, "promote" if stage == "production" else "register")
         with project.db.write() as session:
             row = _locked_version(session, version)
+            if stage == "production":
+                _check_unchanged(session, version, expected_current)
             if row.stage == stage:
                 raise ConflictError(f"Model {_label(version)} is already in {stage}.")
             if row.stage == "production":
@@ -174,6 +217,45 @@ def move_alias(project: Project, name: str, alias: str, version: int, *, user: s
         return set_alias(project, name, alias, version, user=user)
 
 
+def rollback(project: Project, name: str, *, user: str, reason: str) -> ModelVersion:
+    """Put back the version that was production before the current one (``promote`` permission).
+
+    The previous version is the one archived when the current champion was
+    promoted (its ``model.archive`` event says "replaced by NAME@V"). In one
+    transaction the current version is archived, the previous one returns to
+    production and ``champion`` moves back; audited as ``model.rollback``.
+    Gates and approvals are not checked again: the version passed them once.
+    """
+    if _blank(reason):
+        raise InvalidInputError(f"Rolling back '{name}' needs a reason (--reason).")
+    current = resolve(project, f"{name}@{CHAMPION}") if _has_champion(project, name) else None
+    with _refusals_audited(project, user, "model.rollback", f"{name}@{CHAMPION}"):
+        require(project, user, "promote")
+        if current is None:
+            raise ConflictError(
+                f"Model '{name}' has no version in production, so there is nothing to roll back."
+            )
+        with project.db.write() as session:
+            row = _locked_version(session, current)
+            _check_unchanged(session, current, current.version)
+            target = _replaced_by(session, project, current)
+            old = version_row(session, project, name, str(target))
+            if old.stage != "archived":
+                raise ConflictError(
+                    f"Cannot roll back '{name}' to v{target}: it is in stage '{old.stage}' now, "
+                    "not archived. Promote the version you want instead."
+                )
+            row.stage = "archived"
+            _audit(session, project, user, "model.archive", current.ref,
+                   from_stage="production", reason=f"rolled back: {reason}")  # fmt: skip
+            old.stage = "production"
+            session.flush()
+            point_alias(session, row.model_id, CHAMPION, old.id, actor=user, project=project)
+            _audit(session, project, user, "model.rollback", f"{name}@{target}",
+                   from_version=current.version, to_version=target, reason=reason)  # fmt: skip
+            return version_info(session, name, old)
+
+
 # ---------------------------------------------------------------------- decisions
 
 
@@ -247,7 +329,7 @@ def _check_gates(
         failed = [{"name": "evaluation", "passed": False, "value": None, "threshold": None}]
     if not failed:
         return None
-    if override_reason is None or not override_reason.strip():
+    if override_reason is None or _blank(override_reason):
         raise ConflictError(
             f"Model {_label(version)} cannot be promoted: {_describe(failed)}. "
             "Retrain or ask an admin for an override.",
@@ -363,7 +445,7 @@ def _set_stage(
 def _leave(
     project: Project, version: ModelVersion, stage: str, *, user: str, reason: str
 ) -> ModelVersion:
-    if not reason.strip():
+    if _blank(reason):
         raise InvalidInputError(f"Moving '{version.ref}' to {stage} needs a reason.")
     with _refusals_audited(project, user, f"model.{stage}", version.ref):
         require(project, user, "promote" if version.stage == "production" else "register")
@@ -375,6 +457,65 @@ def _leave(
                 _audit(session, project, user, "alias.remove", f"{version.name}@{CHAMPION}",
                        from_version=version.version, reason=reason)  # fmt: skip
             return _set_stage(session, project, version, row, stage, user, {"reason": reason})
+
+
+def _champion_version(session: Session, version: ModelVersion) -> int | None:
+    """The version number ``champion`` of ``version``'s model points at, or None."""
+    model_id = session.get_one(tables.ModelVersion, version.id).model_id
+    alias = session.get(tables.ModelAlias, (model_id, CHAMPION), populate_existing=True)
+    return (
+        None
+        if alias is None
+        else session.get_one(tables.ModelVersion, alias.model_version_id).version
+    )
+
+
+def _has_champion(project: Project, name: str) -> bool:
+    try:
+        resolve(project, f"{name}@{CHAMPION}")
+    except NotFoundError:
+        resolve(project, name)  # an unknown model is NotFoundError, not "nothing to roll back"
+        return False
+    return True
+
+
+def _replaced_by(session: Session, project: Project, current: ModelVersion) -> int:
+    """The version archived when ``current`` was promoted, per the audit log."""
+    found = session.scalars(
+        select(tables.AuditEvent)
+        .where(
+            tables.AuditEvent.action == "model.archive",
+            tables.AuditEvent.object_id.startswith(f"{current.name}@", autoescape=True),
+        )
+        .order_by(tables.AuditEvent.seq.desc())
+    )
+    for event in found:
+        payload = event.payload or {}
+        if payload.get("project") == project.name and payload.get("reason") == (
+            f"replaced by {current.ref}"
+        ):
+            return int(event.object_id.rpartition("@")[2])
+    raise ConflictError(
+        f"Cannot roll back '{current.name}': {current.ref} did not replace an earlier "
+        "production version, so there is nothing to roll back to."
+    )
+
+
+def _check_unchanged(session: Session, version: ModelVersion, expected: int | None) -> None:
+    """Refuse when the champion is no longer the one the caller saw (call under the lock)."""
+    current = _champion_version(session, version)
+    if current == expected:
+        return
+    seen = "no champion" if expected is None else f"{version.name}@{expected} as champion"
+    what = (
+        f"the champion {version.name}@{expected} was taken out of production meanwhile"
+        if current is None
+        else f"{version.name}@{current} was promoted meanwhile"
+    )
+    raise ConflictError(
+        f"Cannot promote {version.ref}: {what} (you saw {seen}); re-check and retry.",
+        details={"ref": version.ref, "expected_current": expected, "current": current},
+    )
 
 
 # ---------------------------------------------------------------------- helpers
@@ -413,3 +554,8 @@ def _refusals_audited(project: Project, user: str, action: str, object_id: str) 
         with project.db.write() as session:
             _audit(session, project, user, f"{action}.refused", object_id, reason=exc.message)
         raise
+
+
+def _blank(text: str) -> bool:
+    """Only ASCII white space: the same rule the management API's schema states."""
+    return not text.strip(string.whitespace)
