@@ -26,7 +26,7 @@ def main() -> None:
     from modelyard.data.demo import DEMO_SPEC, make_loans
     from modelyard.project import Project
     from modelyard.registry.evaluation import evaluate_version
-    from modelyard.registry.versions import register_model
+    from modelyard.registry.versions import register_candidate
     from modelyard.train.trainer import train_candidates
 
     with tempfile.TemporaryDirectory() as folder:
@@ -37,17 +37,7 @@ def main() -> None:
         train = make_loans(50_000, recent_share=0.0, seed=1)
         dataset = add_dataset(project, "loans", train)
         best = train_candidates(project, dataset, train, families=["lightgbm"])[0]
-        register_model(
-            project,
-            "loans",
-            digest=best.digest,
-            flavor=best.bundle.flavor,
-            run_id=best.run_id,
-            signature=best.bundle.encoder.to_dict(),
-            metrics=best.metrics,
-            gates=[],
-            created_by="bench",
-        )
+        register_candidate(project, "loans", best, created_by="bench")
         print(f"train 50k rows + register: {time.perf_counter() - started:.1f} s")
         started = time.perf_counter()
         add_dataset(project, "holdout", make_loans(args.rows, recent_share=0.0, seed=2))

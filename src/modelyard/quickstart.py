@@ -59,7 +59,7 @@ def run_quickstart(
     from modelyard.data.datasets import add_dataset
     from modelyard.data.demo import DEMO_SPEC, make_loans
     from modelyard.project import Project
-    from modelyard.registry.versions import register_model
+    from modelyard.registry.versions import register_candidate
     from modelyard.train.trainer import binary_target, train_candidates
 
     def stage(name: str, detail: str = "") -> None:
@@ -112,17 +112,8 @@ def run_quickstart(
     best = _best(project.spec, [r for r in results if r.bundle is not None])
 
     stage("register", f"{best.name} as the next version of 'loans', alias champion")
-    version = register_model(
-        project,
-        "loans",
-        digest=best.digest,
-        flavor=best.bundle.flavor,
-        run_id=best.run_id,
-        signature=best.bundle.encoder.to_dict(),
-        metrics=best.metrics,
-        gates=[g.to_dict() for g in best.gates],
-        created_by="quickstart",
-        aliases=("champion",),
+    version = register_candidate(
+        project, "loans", best, created_by="quickstart", aliases=("champion",)
     )
 
     result = QuickstartResult(

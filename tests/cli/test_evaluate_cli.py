@@ -18,7 +18,7 @@ from modelyard.data.datasets import add_dataset
 from modelyard.data.demo import DEMO_SPEC, make_loans
 from modelyard.errors import NotFoundError
 from modelyard.project import Project
-from modelyard.registry.versions import register_model, resolve
+from modelyard.registry.versions import register_candidate, resolve
 from modelyard.train.trainer import train_candidates
 
 runner = CliRunner()
@@ -53,17 +53,7 @@ def trained(module_project: Project) -> Iterator[Project]:
     frame = make_loans(3000)
     dataset = add_dataset(project, "loans", frame)
     for r in train_candidates(project, dataset, frame, families=["logistic", "lightgbm"]):
-        assert r.bundle is not None and r.digest is not None
-        register_model(
-            project,
-            "loans",
-            digest=r.digest,
-            flavor=r.bundle.flavor,
-            run_id=r.run_id,
-            signature=r.bundle.encoder.to_dict(),
-            metrics=r.metrics,
-            gates=[g.to_dict() for g in r.gates],
-        )
+        register_candidate(project, "loans", r)
     yield project
 
 

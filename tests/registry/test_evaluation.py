@@ -19,7 +19,7 @@ from modelyard.evaluate.report import write_report
 from modelyard.project import Project
 from modelyard.registry import evaluation as evaluation_module
 from modelyard.registry.evaluation import compare_versions, evaluate_version
-from modelyard.registry.versions import register_model, resolve
+from modelyard.registry.versions import register_candidate, resolve
 from modelyard.train.trainer import train_candidates
 
 
@@ -40,17 +40,7 @@ def trained(module_project: Project) -> Iterator[tuple[Project, str]]:
     dataset = add_dataset(project, "loans", frame)
     results = train_candidates(project, dataset, frame, families=["logistic", "lightgbm"])
     for r in results:
-        assert r.bundle is not None and r.digest is not None
-        register_model(
-            project,
-            "loans",
-            digest=r.digest,
-            flavor=r.bundle.flavor,
-            run_id=r.run_id,
-            signature=r.bundle.encoder.to_dict(),
-            metrics=r.metrics,
-            gates=[g.to_dict() for g in r.gates],
-        )
+        register_candidate(project, "loans", r)
     yield project, dataset.ref
 
 

@@ -10,7 +10,7 @@ from modelyard.data.datasets import add_dataset
 from modelyard.data.demo import make_loans
 from modelyard.errors import ArtifactError
 from modelyard.project import Project
-from modelyard.registry.versions import register_model, resolve
+from modelyard.registry.versions import register_candidate, resolve
 from modelyard.serve.server import load_served
 from modelyard.train.bundle import load_bundle
 from modelyard.train.trainer import train_candidates
@@ -27,16 +27,7 @@ def test_changed_model_bytes_are_refused_with_an_integrity_error(project: Projec
     frame = make_loans(1_500, recent_share=0.0, seed=3)
     dataset = add_dataset(project, "loans", frame)
     best = train_candidates(project, dataset, frame, families=["logistic"])[0]
-    register_model(
-        project,
-        "loans",
-        digest=best.digest,
-        flavor=best.bundle.flavor,
-        run_id=best.run_id,
-        signature={},
-        metrics={},
-        gates=[],
-    )
+    register_candidate(project, "loans", best)
     version = resolve(project, "loans@1")
     manifest = json.loads(project.artifacts.get_bytes(version.digest))
     model_blob = project.artifacts.local_path(manifest["model"]["digest"])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,6 +27,9 @@ from modelyard.errors import InvalidInputError, NotFoundError
 from modelyard.project import Project
 from modelyard.registry.audit import record
 from modelyard.store import get_or_create, new_id, next_version, tables
+
+if TYPE_CHECKING:
+    from modelyard.train.trainer import CandidateResult
 
 ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
@@ -109,6 +112,34 @@ def register_model(
         for alias in aliases:
             point_alias(session, model.id, alias, row.id, actor=created_by, project=project)
         return version_info(session, name, row)
+
+
+def register_candidate(
+    project: Project,
+    name: str,
+    candidate: CandidateResult,
+    *,
+    created_by: str = "local",
+    aliases: tuple[str, ...] = (),
+) -> ModelVersion:
+    """Register a trained candidate (its bundle, run, signature, metrics and gates)."""
+    if candidate.bundle is None or candidate.digest is None:
+        raise InvalidInputError(
+            f"Candidate '{candidate.name}' failed to train (run {candidate.run_id}); "
+            "only a trained candidate can be registered."
+        )
+    return register_model(
+        project,
+        name,
+        digest=candidate.digest,
+        flavor=candidate.bundle.flavor,
+        run_id=candidate.run_id,
+        signature=candidate.bundle.encoder.to_dict(),
+        metrics=candidate.metrics,
+        gates=[g.to_dict() for g in candidate.gates],
+        created_by=created_by,
+        aliases=aliases,
+    )
 
 
 def set_alias(
