@@ -14,12 +14,24 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 @router.get("")
 def audit_log(
-    project: ProjectDep, who: Reader, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
+    project: ProjectDep,
+    who: Reader,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    object_id: Annotated[
+        str | None,
+        Query(
+            alias="object",
+            min_length=1,
+            max_length=300,
+            pattern=r"^[^\x00-\x1f\x7f]+$",
+            description="Only events about MODEL, MODEL@V or MODEL@alias.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """The newest ``limit`` audit entries: who did what to which object, and when."""
     from modelyard.registry.audit import events
 
-    return {"events": jsonable_encoder(events(project, limit=limit))}
+    return {"events": jsonable_encoder(events(project, object_id=object_id, limit=limit))}
 
 
 @router.get("/verify")

@@ -1,4 +1,4 @@
-"""``/api/v1/models``: model versions, aliases, approvals and promotion.
+"""``/api/v1/models``: model versions, aliases, approvals, promotion and rollback.
 
 Writes act as the token's user. The route only authenticates; the role
 (``approve``, ``alias``, ``promote``) and the registry's rules (four eyes,
@@ -44,6 +44,10 @@ class RejectBody(_Body):
 class PromoteBody(_Body):
     stage: Literal["staging", "production"] = "production"
     override_reason: Text | None = None
+
+
+class RollbackBody(_Body):
+    reason: Text
 
 
 @router.get("")
@@ -115,6 +119,16 @@ def promote_version(
         override_reason=body.override_reason,
     )
     return _encoded(promoted)
+
+
+@router.post("/{name}/rollback")
+def rollback_model(
+    project: ProjectDep, who: Caller, name: Name, body: RollbackBody
+) -> dict[str, Any]:
+    """Put the previous production version back as the token's user; champion follows."""
+    from modelyard.registry.promotion import rollback
+
+    return _encoded(rollback(project, name, user=who.user.name, reason=body.reason))
 
 
 def _encoded(value: Any) -> dict[str, Any]:

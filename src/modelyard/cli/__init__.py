@@ -45,8 +45,19 @@ COMMAND_MODULES = (data_checks, data_labels, train)
 
 
 @app.callback()
-def main_options(ctx: typer.Context, spec: SpecOption = None) -> None:
-    ctx.obj = {"spec": spec}
+def main_options(
+    ctx: typer.Context,
+    spec: SpecOption = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="A modelyard server to talk to instead of the local project "
+            "(default: $MODELYARD_URL); used by `models` and `audit` commands, with your token.",
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = {"spec": spec, "url": url}
 
 
 @app.command()

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from modelyard.cli._common import console, open_project, sub_app, table, when
+from modelyard.cli.remote import remote_client
+
+if TYPE_CHECKING:
+    from modelyard.registry.audit import AuditEvent, AuditVerification
 
 audit_app = sub_app("The tamper-evident audit log.")
 
@@ -17,7 +22,15 @@ def audit_verify(ctx: typer.Context) -> None:
     """Recompute the hash chain; exit 1 naming the first bad event if it is broken."""
     from modelyard.registry.audit import verify
 
-    result = verify(open_project(ctx))
+    if client := remote_client(ctx):
+        with client:
+            report_verification(client.audit_verify())
+        return
+    report_verification(verify(open_project(ctx)))
+
+
+def report_verification(result: AuditVerification) -> None:
+    """Print the result of a hash-chain check; exit 1 if the chain is broken."""
     if not result.ok:
         console().print(
             f"[red]✗ The audit log is broken at event {result.first_bad_seq}:[/] "
@@ -45,6 +58,14 @@ def audit_log(
     """Show audit events, newest first: who did what, when and why."""
     from modelyard.registry.audit import events
 
+    if client := remote_client(ctx):
+        with client:
+            print_events(client.audit(limit, object_id=obj))
+        return
+    print_events(events(open_project(ctx), object_id=obj, limit=limit))
+
+
+def print_events(found: Iterable[AuditEvent]) -> None:
     rows = [
         (
             str(e.seq),
@@ -54,6 +75,6 @@ def audit_log(
             e.object_id,
             json.dumps({k: v for k, v in e.payload.items() if k != "project"}, sort_keys=True),
         )
-        for e in events(open_project(ctx), object_id=obj, limit=limit)
+        for e in found
     ]
     table("Audit log", ("seq", "time (UTC)", "actor", "action", "object", "details"), rows)

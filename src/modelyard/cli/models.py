@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from modelyard.cli._common import console, num, open_project, sub_app, table, when
 from modelyard.cli.credentials import acting_user
+from modelyard.cli.remote import remote_client, version_number
+from modelyard.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from modelyard.registry.versions import ModelVersion
 
 models_app = sub_app("Registered models and versions.")
 
@@ -17,9 +23,17 @@ def models_list(ctx: typer.Context) -> None:
     """List registered model versions with aliases and stage."""
     from modelyard.registry.versions import list_models
 
+    if client := remote_client(ctx):
+        with client:
+            print_models(client.models())
+        return
+    print_models(list_models(open_project(ctx)))
+
+
+def print_models(versions: Iterable[ModelVersion]) -> None:
     rows = [
         (m.ref, ", ".join(m.aliases), m.stage, m.flavor, m.run_id or "", when(m.created_at))
-        for m in list_models(open_project(ctx))
+        for m in versions
     ]
     table("Models", ("version", "aliases", "stage", "flavor", "run", "created"), rows)
 
@@ -65,8 +79,12 @@ def models_approve(
     """Approve a model version for production (approvers; never the model's author)."""
     from modelyard.registry.promotion import approve
 
-    project = open_project(ctx)
-    decision = approve(project, ref, user=acting_user(project, user), comment=comment)
+    if client := remote_client(ctx):
+        with client:
+            decision = client.approve(*version_number(client, ref), comment=comment)
+    else:
+        project = open_project(ctx)
+        decision = approve(project, ref, user=acting_user(project, user), comment=comment)
     console().print(f"[green]✓[/] {decision.user} approved {decision.ref}.")
 
 
@@ -80,8 +98,12 @@ def models_reject(
     """Reject a model version: it can no longer be promoted to production."""
     from modelyard.registry.promotion import reject
 
-    project = open_project(ctx)
-    decision = reject(project, ref, user=acting_user(project, user), comment=comment)
+    if client := remote_client(ctx):
+        with client:
+            decision = client.reject(*version_number(client, ref), comment=comment)
+    else:
+        project = open_project(ctx)
+        decision = reject(project, ref, user=acting_user(project, user), comment=comment)
     console().print(f"[yellow]✗[/] {decision.user} rejected {decision.ref}: {decision.comment}")
 
 
@@ -102,15 +124,25 @@ def models_promote(
     """Move a version to a stage; production checks gates, approvals and roles."""
     from modelyard.registry.promotion import set_stage
 
-    project = open_project(ctx)
-    moved = set_stage(
-        project,
-        ref,
-        stage,
-        user=acting_user(project, user),
-        reason=reason,
-        override_reason=override,
-    )
+    if client := remote_client(ctx):
+        if stage not in ("staging", "production"):
+            raise InvalidInputError(
+                f"The server API promotes to staging or production only; to move {ref} to "
+                f"{stage}, run the command on the server's project (unset MODELYARD_URL)."
+            )
+        with client:
+            name, version = version_number(client, ref)
+            moved = client.promote(name, version, stage, override_reason=override)
+    else:
+        project = open_project(ctx)
+        moved = set_stage(
+            project,
+            ref,
+            stage,
+            user=acting_user(project, user),
+            reason=reason,
+            override_reason=override,
+        )
     aliases = f" (aliases: {', '.join(moved.aliases)})" if moved.aliases else ""
     console().print(f"[green]✓[/] {moved.ref} is now in {moved.stage}{aliases}.")
 
@@ -125,8 +157,12 @@ def models_rollback(
     """Put the previous production version back (operators, admins); champion follows."""
     from modelyard.registry.promotion import rollback
 
-    project = open_project(ctx)
-    restored = rollback(project, name, user=acting_user(project, user), reason=reason)
+    if client := remote_client(ctx):
+        with client:
+            restored = client.rollback(name, reason)
+    else:
+        project = open_project(ctx)
+        restored = rollback(project, name, user=acting_user(project, user), reason=reason)
     console().print(f"[green]✓[/] rolled back: {restored.ref} is in production again (champion).")
 
 
