@@ -40,6 +40,8 @@ $(BENCH_STAMP):
 bench: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python bench/tracking.py
 	$(BIN)/python bench/ingest_memory.py
+	$(BIN)/python bench/evaluate_scale.py
+	$(BIN)/python bench/serving.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache

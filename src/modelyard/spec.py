@@ -110,6 +110,7 @@ __all__ = [
     "Columns",
     "Costs",
     "DriftThresholds",
+    "FairnessLimits",
     "Governance",
     "MetricGoal",
     "MetricInfo",
@@ -530,6 +531,27 @@ class Governance(_Model):
     allow_override: Annotated[bool, Strict()] = True
 
 
+class FairnessLimits(_Model):
+    """Limits on fairlearn's group measures, per sensitive column; unset means not gated.
+
+    Differences are "at most" limits (max − min across groups); ratios are
+    "at least" limits (min / max).
+    """
+
+    demographic_parity_difference: Fraction | None = None
+    demographic_parity_ratio: Fraction | None = None
+    equalized_odds_difference: Fraction | None = None
+    equalized_odds_ratio: Fraction | None = None
+
+    def limits(self) -> dict[str, tuple[str, float]]:
+        """``{measure: (direction, limit)}`` for every limit that is set."""
+        return {
+            name: ("min" if name.endswith("difference") else "max", value)
+            for name, value in self.model_dump().items()
+            if value is not None
+        }
+
+
 class SearchSettings(_Model):
     """Hyper-parameter search for each family that has a search space."""
 
@@ -608,6 +630,7 @@ class Spec(_Model):
     drift: DriftThresholds = Field(default_factory=DriftThresholds)
     retraining: Retraining = Field(default_factory=Retraining)
     governance: Governance = Field(default_factory=Governance)
+    fairness: FairnessLimits = Field(default_factory=FairnessLimits)
     training: Training = Field(default_factory=Training)
 
     @model_validator(mode="before")
@@ -726,6 +749,8 @@ class Spec(_Model):
         values = self.model_dump(mode="json")
         if self.training == Training():
             del values["training"]  # specs written before the section keep their version
+        if self.fairness == FairnessLimits():
+            del values["fairness"]
         canonical = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

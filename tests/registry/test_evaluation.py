@@ -169,3 +169,29 @@ def test_compare_gives_a_verdict_per_spec_metric(trained: tuple[Project, str]) -
     auc = versus["roc_auc"]
     assert auc.verdict == "better" and auc.ci_low > 0
     assert auc.a < auc.b and auc.diff == pytest.approx(auc.b - auc.a)
+
+
+def test_fairness_limits_are_gates_per_sensitive_column(trained: tuple[Project, str]) -> None:
+    project, data_ref = trained
+    limited = _spec_variant(
+        project,
+        "fair.yaml",
+        {"fairness": {"demographic_parity_difference": 1.0, "equalized_odds_ratio": 1.0}},
+    )
+    try:
+        evaluation = evaluate_version(
+            limited, "loans@2", data_ref, slices=False, robustness=False, n_boot=50
+        )
+    finally:
+        limited.close()
+    gates = {g["name"]: g for g in evaluation["gates"] if g["kind"] == "fairness"}
+    assert set(gates) == {
+        "demographic_parity_difference (gender)",
+        "equalized_odds_ratio (gender)",
+    }
+    reported = evaluation["fairness"][0]
+    parity = gates["demographic_parity_difference (gender)"]
+    assert parity["value"] == pytest.approx(reported["demographic_parity_difference"])
+    assert parity["passed"] is True  # a difference is at most 1 by definition
+    ratio = gates["equalized_odds_ratio (gender)"]
+    assert ratio["passed"] is (ratio["value"] == 1.0)  # "at least 1": only perfect parity passes

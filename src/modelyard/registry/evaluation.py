@@ -21,7 +21,7 @@ Gates: every spec threshold measured here becomes a gate
 - ``kind="system"``: ``p99_latency_ms``, the single-record p99 latency through
   the serving path measured on *this machine* (``train.leaderboard.measure_costs``).
 
-The spec has no fairness limits, so fairness is reported, not gated. The other
+Fairness limits in the spec (``fairness:``) are gated per sensitive column. The other
 system objectives (error rate, availability, throughput, cost) need live
 traffic: they are listed under ``not_gated`` and read by release and rollback.
 
@@ -40,9 +40,10 @@ so that McNemar's test is reported.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -186,7 +187,7 @@ def evaluate_version(
         robustness=perturbed,
         fairness=fair,
     )
-    gates = _gates(spec, evaluation["metrics"], named, costs, dataset.ref)
+    gates = _gates(spec, evaluation["metrics"], named, costs, dataset.ref, fair)
     evaluation["gates"] = gates
     evaluation["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     evaluation["sampling"] = sampling
@@ -384,8 +385,10 @@ def _gates(
     named: list[SliceResult],
     costs: dict[str, float],
     data_ref: str,
+    fairness: Sequence[Any] = (),
 ) -> list[dict[str, Any]]:
     gates = [{**g.to_dict(), "kind": "model"} for g in check_gates(spec, metrics, "model")]
+    gates += _fairness_gates(spec, fairness)
     for piece, result in zip(spec.slices, named, strict=True):
         goal = piece.goal
         if goal is None or goal.threshold is None:
@@ -407,6 +410,27 @@ def _gates(
         if g.name == "p99_latency_ms":
             gates.append({**g.to_dict(), "kind": "system", "note": "measured on this machine"})
     return [{**g, "data": data_ref} for g in gates]
+
+
+def _fairness_gates(spec: Spec, results: Sequence[Any]) -> list[dict[str, Any]]:
+    """One gate per sensitive column and per fairness limit the spec sets."""
+    gates = []
+    for result in results:
+        for measure, (direction, limit) in spec.fairness.limits().items():
+            value = getattr(result, measure)
+            known = value is not None and not math.isnan(value)  # NaN: all-zero rates
+            passed = known and (value <= limit if direction == "min" else value >= limit)
+            gates.append(
+                {
+                    "name": f"{measure} ({result.attribute})",
+                    "direction": direction,
+                    "threshold": limit,
+                    "value": value if known else None,
+                    "passed": bool(passed),
+                    "kind": "fairness",
+                }
+            )
+    return gates
 
 
 def _not_gated(spec: Spec, gates: list[dict[str, Any]]) -> list[dict[str, Any]]:
