@@ -41,3 +41,11 @@ def test_demo_spec_is_valid_and_matches_the_data() -> None:
         *spec.columns.sensitive,
         *spec.columns.pii,
     } <= columns
+
+
+def test_numeric_features_are_the_numeric_columns() -> None:
+    from modelyard.data.demo import NUMERIC_FEATURES
+
+    frame = make_loans(500)
+    numeric = [c for c in frame.columns if frame[c].dtype.kind in "if" and c != "default"]
+    assert list(NUMERIC_FEATURES) == numeric

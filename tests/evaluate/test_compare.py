@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import binom
 from sklearn.ensemble import RandomForestClassifier
 
-from modelyard.data.demo import make_loans
+from modelyard.data.demo import NUMERIC_FEATURES, make_loans
 from modelyard.errors import InvalidInputError
 from modelyard.evaluate.compare import (
     Comparison,
@@ -22,18 +22,7 @@ from modelyard.evaluate.compare import (
 )
 from modelyard.spec import parse_spec
 
-NUMERIC = [
-    "age",
-    "income",
-    "loan_amount",
-    "term_months",
-    "interest_rate",
-    "credit_score",
-    "debt_to_income",
-    "employment_years",
-    "open_accounts",
-    "delinquencies_2y",
-]
+NUMERIC = list(NUMERIC_FEATURES)
 METRICS = ["roc_auc", "log_loss", "brier", "accuracy", "recall", "f1"]
 
 

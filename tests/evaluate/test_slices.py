@@ -10,24 +10,13 @@ import pytest
 from sklearn import metrics as skm
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from modelyard.data.demo import make_loans
+from modelyard.data.demo import NUMERIC_FEATURES, make_loans
 from modelyard.errors import DataError, InvalidInputError
 from modelyard.evaluate.bootstrap import metric_fn
 from modelyard.evaluate.slices import SliceResult, named_slices, worst_slices
 from modelyard.spec import parse_spec
 
-NUMERIC = [
-    "age",
-    "income",
-    "loan_amount",
-    "term_months",
-    "interest_rate",
-    "credit_score",
-    "debt_to_income",
-    "employment_years",
-    "open_accounts",
-    "delinquencies_2y",
-]
+NUMERIC = list(NUMERIC_FEATURES)
 FEATURES = [*NUMERIC, "home_ownership", "purpose", "region", "gender"]
 
 

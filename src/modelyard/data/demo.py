@@ -67,6 +67,19 @@ PURPOSES = [
 ]
 HOME_OWNERSHIP = ["RENT", "MORTGAGE", "OWN", "OTHER"]
 REGIONS = ["north", "south", "east", "west", "central"]
+#: The demo's numeric features, in column order (the others are categories, ids or labels).
+NUMERIC_FEATURES = (
+    "age",
+    "income",
+    "loan_amount",
+    "term_months",
+    "interest_rate",
+    "credit_score",
+    "debt_to_income",
+    "employment_years",
+    "open_accounts",
+    "delinquencies_2y",
+)
 
 
 def make_loans(rows: int = 50_000, *, recent_share: float = 0.2, seed: int = 7) -> pd.DataFrame:
