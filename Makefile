@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing modelyard and its dependencies into $(VENV) (log: $(VENV)/install.log)…"
 	@$(BIN)/python -m pip install --disable-pip-version-check -q -U pip > $(VENV)/install.log 2>&1
-	@$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,postgres,ray]' >> $(VENV)/install.log 2>&1 \
+	@$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,postgres,ray,xgboost]' >> $(VENV)/install.log 2>&1 \
 		|| { tail -n 30 $(VENV)/install.log; exit 1; }
 	@touch $(STAMP)
 

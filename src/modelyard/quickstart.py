@@ -132,8 +132,9 @@ def run_quickstart(
     records = records.where(records.notna(), None).to_dict("records")
     expected = best.bundle.predict_proba(best.bundle.encode_records(records))
     with _server(spec_path, "loans@champion") as base_url:
-        stage("traffic", f"{requests:,} single-row requests to {base_url}/predict")
-        _send(base_url, records, expected, result, on_request)
+        path = "/v1/models/loans:predict"
+        stage("traffic", f"{requests:,} single-row requests to {base_url}{path}")
+        _send(base_url + path, records, expected, result, on_request)
     measured = {
         "p99_latency_ms": result.latency_ms["p99"],
         "error_rate": result.failed_requests / result.requests,
@@ -201,7 +202,7 @@ class _server:
 
 
 def _send(
-    base_url: str,
+    url: str,
     records: list[dict[str, Any]],
     expected: np.ndarray,
     result: QuickstartResult,
@@ -210,10 +211,10 @@ def _send(
     import httpx
 
     latencies, scores = [], []
-    with httpx.Client(base_url=base_url, timeout=10) as client:
+    with httpx.Client(timeout=10) as client:
         for i, record in enumerate(records):
             started = time.perf_counter()
-            response = client.post("/predict", json=[record])
+            response = client.post(url, json={"records": [record]})
             latencies.append(time.perf_counter() - started)
             if response.status_code != 200:
                 result.failed_requests += 1

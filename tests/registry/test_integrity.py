@@ -11,7 +11,7 @@ from modelyard.data.demo import make_loans
 from modelyard.errors import ArtifactError
 from modelyard.project import Project
 from modelyard.registry.versions import register_candidate, resolve
-from modelyard.serve.server import load_served
+from modelyard.serve.model import load_served
 from modelyard.train.bundle import load_bundle
 from modelyard.train.trainer import train_candidates
 

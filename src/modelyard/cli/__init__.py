@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from modelyard.cli import data_checks, data_labels, evaluate, train
+from modelyard.cli import data_checks, data_labels, evaluate, predict, serve, train
 from modelyard.cli._common import SpecOption, console
 from modelyard.cli.audit import audit_app
 from modelyard.cli.data import data_app
 from modelyard.cli.models import models_app
+from modelyard.cli.monitor import monitor_app
 from modelyard.cli.runs import runs_app
 from modelyard.cli.users import api_command, login_command, users_app
 from modelyard.errors import ModelyardError
@@ -40,6 +41,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
+app.add_typer(monitor_app, name="monitor")
 # Modules that add their commands to a group above when imported.
 COMMAND_MODULES = (data_checks, data_labels, train)
 
@@ -130,26 +132,11 @@ def quickstart(
     _print_quickstart(out, result)
 
 
-@app.command()
-def serve(
-    ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="NAME, NAME@V or NAME@alias")],
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
-) -> None:
-    """Serve a model version over HTTP (OIP v2 at /v2/models/NAME/infer, JSON at /predict)."""
-    from modelyard.serve.server import run_server
-    from modelyard.spec import find_spec
-
-    spec = find_spec(explicit=(ctx.obj or {}).get("spec")).resolve()
-    console().print(f"Serving {ref} on http://{host}:{port} (docs at /docs). Ctrl-C stops.")
-    run_server(spec, ref, host=host, port=port, workers=workers)
-
-
 app.command("train")(train.train_command)
+app.command("serve")(serve.serve_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("compare")(evaluate.compare_command)
+app.command("predict")(predict.predict_command)
 app.command("server")(api_command)
 app.command("login")(login_command)
 app.command("api", help="Alias of `modelyard server`.")(api_command)

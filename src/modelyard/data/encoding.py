@@ -111,12 +111,12 @@ class FeatureEncoder:
                     {
                         "row": i,
                         "field": None,
-                        "error": f"expected an object of fields, got {_type(record)}",
+                        "error": f"expected an object of fields, got {describe_type(record)}",
                     }
                 )
                 continue
             for j, f in enumerate(self.fields):
-                value, error = _encode_value(f, record.get(f.name))
+                value, error = encode_value(f, record.get(f.name))
                 if error:
                     problems.append({"row": i, "field": f.name, "error": error})
                 out[i, j] = value
@@ -159,24 +159,28 @@ def _infer_field(column: pd.Series) -> FeatureField:
     return FeatureField(str(column.name), "number", nullable)
 
 
-def _encode_value(f: FeatureField, value: Any) -> tuple[float, str | None]:
+def encode_value(f: FeatureField, value: Any) -> tuple[float, str | None]:
+    """One JSON value → its code, or NaN and why it is invalid (the serving path)."""
     if value is None:
         return NAN, None if f.nullable else "required: this field may not be null"
     if f.kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
-            return NAN, f"expected a number, got {_type(value)} {value!r:.40}"
+            return NAN, f"expected a number, got {describe_type(value)}"
         number = float(value)
         if math.isinf(number):
             return NAN, "expected a finite number"
+        if math.isnan(number):  # a CSV "nan": missing, as null is
+            return NAN, None if f.nullable else "required: this field may not be null"
         return number, None
     if isinstance(value, str):
         return f.code(value), None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return f.code(str(value)), None
-    return NAN, f"expected a category (one of {list(f.categories)[:10]}), got {_type(value)}"
+    return NAN, f"expected a category (a string), got {describe_type(value)}"
 
 
-def _type(value: Any) -> str:
+def describe_type(value: Any) -> str:
+    """What a JSON value is, in words — never the value itself (it may be personal data)."""
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
         type(value), type(value).__name__
     )

@@ -1,230 +1,466 @@
-"""The inference app: Open Inference Protocol v2 and a plain JSON records endpoint.
+"""The inference server's ASGI app: OIP v2, MLflow scoring and plain records, one process.
 
-Requests are validated against the model's signature (its feature encoder) on
-the request's own structure — no pandas on the hot path — and a bad request
-gets a 422 whose body lists every bad field. Any other failure is answered with
-a JSON 500 and logged; a traceback never reaches the client.
+The app is a plain ASGI callable, not a web framework: routing is a dict
+lookup on the exact path (built for the served model's name), the body is
+read once, parsed with orjson, validated against the model's signature on its
+own structure, queued for the adaptive batcher and answered with orjson bytes.
+Framework routing, dependency injection and response models cost more per
+request than a LightGBM prediction does; this path keeps the server's own
+cost close to what a bare ASGI loop pays (see ``bench/serving.py``).
+
+Every failure is a JSON body ``{"error": {type, message, details}}``: 4xx for
+the client's mistakes (never echoing a value it sent), 503 with
+``Retry-After`` when the server is at capacity, and a logged 500 for
+anything else — a traceback never reaches the client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
 
-from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError
-from modelyard.train.bundle import ModelBundle
+from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError, ServingError
+from modelyard.serve import openapi
+from modelyard.serve.batching import Batcher, Overloaded
+from modelyard.serve.metrics import ServerMetrics
+from modelyard.serve.model import ServedModel
+from modelyard.serve.protocols import (
+    Prediction,
+    parse_mlflow,
+    parse_v1,
+    parse_v2,
+    prediction,
+    v1_predictions,
+    v2_outputs,
+)
+from modelyard.serve.signature import Rows
 
 log = logging.getLogger("modelyard.serve")
 
-OIP_TYPES = {
-    "BOOL",
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "FP16",
-    "FP32",
-    "FP64",
-    "BYTES",
-}
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+JSON = b"application/json"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How the server batches, bounds its work and reloads."""
+
+    max_batch_rows: int = 1024
+    max_wait_ms: float = 0.0
+    max_queue_rows: int = 65_536
+    max_in_flight: int = 2048
+    max_body_bytes: int = 8 * 1024 * 1024
+    watch_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One answered inference request, as prediction hooks (the prediction log) see it."""
+
+    request_id: str | None
+    model: ServedModel
+    rows: Rows
+    prediction: Prediction
+    seconds: float
+
+
+PredictionHook = Callable[[Scored], None]
+
+
+class PayloadTooLarge(InvalidInputError):
+    http_status = 413
+
+
+class MethodNotAllowed(ModelyardError):
+    http_status = 405
 
 
 @dataclass
-class ServedModel:
-    """A loaded model version and the name it answers to."""
+class Request:
+    scope: dict[str, Any]
+    receive: Receive
+    params: dict[str, str]
+    limit: int
 
-    name: str
-    version: int
-    bundle: ModelBundle
+    def header(self, name: bytes) -> str:
+        for key, value in self.scope["headers"]:
+            if key == name:
+                return str(value.decode("latin-1"))
+        return ""
+
+    async def body(self) -> bytes:
+        length = self.header(b"content-length")
+        if length.isdigit() and int(length) > self.limit:
+            raise self._too_large()
+        message = await self.receive()
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body"):
+            if len(body) > self.limit:
+                raise self._too_large()
+            return body
+        chunks, size = [body], len(body)
+        while message.get("more_body"):
+            message = await self.receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                raise self._too_large()
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"The request body is larger than this server accepts "
+            f"({self.limit / 1024 / 1024:g} MiB); split it into smaller requests."
+        )
 
 
-class JSONResponse(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+Reply = tuple[int, bytes, bytes, Headers | None]
+Handler = Callable[[Request], Awaitable[Reply]]
 
 
-def create_app(model: ServedModel) -> FastAPI:
-    """An ASGI app serving ``model``."""
-    app = FastAPI(
-        title=f"modelyard · {model.name} v{model.version}", default_response_class=JSONResponse
-    )
-    started = time.time()
+class Live:
+    """What the app serves right now: the model and its batcher, swapped together."""
 
-    @app.exception_handler(ModelyardError)
-    async def known_error(request: Request, exc: ModelyardError) -> Response:
-        return JSONResponse(exc.to_dict(), status_code=exc.http_status)
+    def __init__(self, model: ServedModel, batcher: Batcher) -> None:
+        self.model = model
+        self.batcher = batcher
 
-    @app.exception_handler(Exception)
-    async def unknown_error(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s", request.url.path)
-        body = {
-            "error": {
-                "type": "InternalError",
-                "message": "The server failed to answer; the error is in its log.",
-                "details": None,
-            }
+
+class InferenceApp:
+    """The ASGI callable: ``uvicorn.run(InferenceApp(model), ...)``."""
+
+    def __init__(
+        self,
+        model: ServedModel,
+        options: ServeOptions | None = None,
+        *,
+        reload: Callable[[], ServedModel] | None = None,
+        hooks: Sequence[PredictionHook] = (),
+    ) -> None:
+        self.options = options or ServeOptions()
+        self.reload = reload
+        self.hooks = list(hooks)
+        self.metrics = ServerMetrics()
+        self.started = time.time()
+        self._reload_lock = asyncio.Lock()
+        self._watcher: asyncio.Task[None] | None = None
+        self._install(model)
+        fixed: dict[tuple[str, str], tuple[Handler, str | None]] = {
+            ("GET", "/v2/health/live"): (self._live, None),
+            ("GET", "/v2/health/ready"): (self._ready, None),
+            ("GET", "/v2"): (self._server_metadata, None),
+            ("GET", "/ping"): (self._ready, None),
+            ("GET", "/health"): (self._ready, None),
+            ("GET", "/metrics"): (self._metrics, None),
+            ("GET", "/openapi.json"): (self._openapi, None),
+            ("GET", "/docs"): (self._docs, None),
+            ("POST", "/invocations"): (self._invocations, "mlflow"),
+            ("POST", "/v2/repository/index"): (self._index, None),
         }
-        return JSONResponse(body, status_code=500)
+        self._fixed = fixed
 
-    @app.get("/v2/health/live")
-    async def live() -> dict[str, Any]:
-        return {"live": True}
+    # -- model swapping -----------------------------------------------------
 
-    @app.get("/v2/health/ready")
-    async def ready() -> dict[str, Any]:
-        return {"ready": True, "uptime_seconds": round(time.time() - started, 3)}
+    def _install(self, model: ServedModel) -> None:
+        o = self.options
+        batcher = Batcher(
+            model.score or model.bundle.predict,
+            max_batch_rows=o.max_batch_rows,
+            max_wait=o.max_wait_ms / 1000,
+            max_queue_rows=o.max_queue_rows,
+            on_batch=self.metrics.batch,
+        )
+        self.live = Live(model, batcher)
+        self.metrics.model = (model.name, model.version, model.runtime)
+        self._openapi_body = orjson.dumps(openapi.document(model))
+        name = model.name
+        self._named: dict[tuple[str, str], tuple[Handler, dict[str, str], str | None]] = {
+            ("POST", f"/v2/models/{name}/infer"): (self._infer, {"name": name}, "v2"),
+            ("POST", f"/v1/models/{name}:predict"): (self._predict_v1, {"name": name}, "v1"),
+            ("GET", f"/v2/models/{name}"): (self._model_metadata, {"name": name}, None),
+            ("GET", f"/v2/models/{name}/ready"): (self._model_ready, {"name": name}, None),
+        }
 
-    @app.get("/v2/models/{name}")
-    async def metadata(name: str) -> dict[str, Any]:
-        _check_name(model, name)
-        return _metadata(model)
+    async def reload_model(self) -> bool:
+        """Re-resolve the served reference; swap in a new version. True if it changed."""
+        if self.reload is None:
+            raise ServingError(
+                "This server was started with a model object, not a reference; it cannot reload."
+            )
+        async with self._reload_lock:
+            fresh = await asyncio.to_thread(self.reload)
+            current = self.live.model
+            if (fresh.name, fresh.version, fresh.runtime) == (
+                current.name,
+                current.version,
+                current.runtime,
+            ):
+                return False
+            self._install(fresh)  # requests already queued finish on the old batcher
+            self.metrics.reloads += 1
+            log.warning("now serving %s (was %s)", fresh.ref, current.ref)
+            return True
 
-    @app.get("/v2/models/{name}/ready")
-    async def model_ready(name: str) -> dict[str, Any]:
-        _check_name(model, name)
-        return {"name": model.name, "ready": True}
+    # -- ASGI ----------------------------------------------------------------
 
-    @app.post("/v2/models/{name}/infer")
-    async def infer(name: str, request: Request) -> Response:
-        _check_name(model, name)
-        body = _json_object(await request.body())
-        records = oip_records(body, model.bundle.input_names)
-        proba, labels = _predict(model.bundle, records)
-        return JSONResponse(
-            {
-                "model_name": model.name,
-                "model_version": str(model.version),
-                "id": body.get("id"),
-                "outputs": [
-                    {
-                        "name": "probability",
-                        "shape": [len(proba)],
-                        "datatype": "FP64",
-                        "data": proba.tolist(),
-                    },
-                    {
-                        "name": "label",
-                        "shape": [len(labels)],
-                        "datatype": "INT64",
-                        "data": labels.tolist(),
-                    },
-                ],
-            }
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        key = (scope["method"], scope["path"])
+        named = self._named.get(key)
+        if named is not None:
+            handler, params, protocol = named
+        else:
+            handler, params, protocol = self._route(*key)
+        request = Request(scope, receive, params, self.options.max_body_bytes)
+        metrics = self.metrics
+        if protocol is not None:
+            metrics.in_flight += 1
+        try:
+            if protocol is not None and metrics.in_flight > self.options.max_in_flight:
+                raise Overloaded(f"The server is at capacity ({metrics.in_flight} requests).")
+            status, body, content_type, headers = await handler(request)
+        except ModelyardError as exc:
+            status, body, content_type = exc.http_status, orjson.dumps(exc.to_dict()), JSON
+            headers = _retry_after(exc)
+            metrics.errors[type(exc).__name__] += 1
+        except Exception:
+            log.exception("unhandled error on %s %s", *key)
+            status, body, content_type, headers = 500, INTERNAL_ERROR, JSON, None
+            metrics.errors["InternalError"] += 1
+        finally:
+            if protocol is not None:
+                metrics.in_flight -= 1
+        out: Headers = [
+            (b"content-type", content_type),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        if headers:
+            out += headers
+        await send({"type": "http.response.start", "status": status, "headers": out})
+        await send({"type": "http.response.body", "body": body})
+        if protocol is not None:
+            metrics.request(protocol, status, time.perf_counter() - started)
+
+    def _route(self, method: str, path: str) -> tuple[Handler, dict[str, str], str | None]:
+        fixed = self._fixed.get((method, path))
+        if fixed is not None:
+            return fixed[0], {}, fixed[1]
+        allowed = False
+        for route_method, pattern, handler_name, protocol in TEMPLATES:
+            match = pattern.fullmatch(path)
+            if match is None:
+                continue
+            if route_method == method:
+                return getattr(self, handler_name), match.groupdict(), protocol
+            allowed = True
+        if allowed or any(p == path for (_, p) in self._fixed):
+            return self._not_allowed, {}, None
+        return self._not_found, {}, None
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if self.options.watch_seconds > 0 and self.reload is not None:
+                    self._watcher = asyncio.create_task(self._watch())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._watcher is not None:
+                    self._watcher.cancel()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.watch_seconds)
+            try:
+                await self.reload_model()
+            except Exception:  # a store hiccup must not stop serving the current version
+                log.exception("checking for a new model version failed; still serving")
+
+    # -- inference -------------------------------------------------------------
+
+    async def _score(self, live: Live, rows: Rows, request_id: str | None) -> Prediction:
+        started = time.perf_counter()
+        model = live.model
+        X = model.signature.encode(rows)
+        if rows.extra:
+            self.metrics.extra_fields += len(rows.extra)
+        scores = await live.batcher.score(X)
+        result = prediction(model.bundle, scores)
+        if self.hooks:
+            event = Scored(request_id, model, rows, result, time.perf_counter() - started)
+            for hook in self.hooks:
+                hook(event)
+        return result
+
+    def _check(self, live: Live, request: Request) -> ServedModel:
+        model = live.model
+        name = request.params.get("name")
+        if name is not None and name != model.name:
+            raise NotFoundError(f"No model '{name}' here; this server serves '{model.name}'.")
+        version = request.params.get("version")
+        if version is not None and version != str(model.version):
+            raise NotFoundError(
+                f"Model '{model.name}' version {version} is not loaded; this server serves "
+                f"version {model.version}."
+            )
+        return model
+
+    async def _infer(self, request: Request) -> Reply:
+        live = self.live
+        model = self._check(live, request)
+        rows, request_id = parse_v2(await request.body(), model.signature)
+        result = await self._score(live, rows, request_id)
+        payload: dict[str, Any] = {
+            "model_name": model.name,
+            "model_version": str(model.version),
+            "outputs": v2_outputs(result),
+        }
+        if request_id is not None:
+            payload["id"] = request_id
+        return 200, orjson.dumps(payload), JSON, None
+
+    async def _invocations(self, request: Request) -> Reply:
+        live = self.live
+        content_type = request.header(b"content-type").lower()
+        rows = parse_mlflow(await request.body(), content_type, live.model.signature)
+        result = await self._score(live, rows, None)
+        return 200, orjson.dumps({"predictions": result.scores.tolist()}), JSON, None
+
+    async def _predict_v1(self, request: Request) -> Reply:
+        live = self.live
+        model = self._check(live, request)
+        rows = parse_v1(await request.body(), model.signature)
+        result = await self._score(live, rows, None)
+        payload = {
+            "model": model.name,
+            "version": model.version,
+            "predictions": v1_predictions(result),
+        }
+        return 200, orjson.dumps(payload), JSON, None
+
+    # -- metadata, health, operations -------------------------------------------
+
+    async def _live(self, request: Request) -> Reply:
+        return 200, b'{"live":true}', JSON, None
+
+    async def _ready(self, request: Request) -> Reply:
+        model = self.live.model
+        body = {
+            "ready": True,
+            "model": model.name,
+            "version": model.version,
+            "uptime_seconds": round(time.time() - self.started, 3),
+        }
+        return 200, orjson.dumps(body), JSON, None
+
+    async def _server_metadata(self, request: Request) -> Reply:
+        from modelyard import __version__
+
+        body = {"name": "modelyard", "version": __version__, "extensions": ["model_repository"]}
+        return 200, orjson.dumps(body), JSON, None
+
+    async def _model_metadata(self, request: Request) -> Reply:
+        return 200, orjson.dumps(openapi.metadata(self._check(self.live, request))), JSON, None
+
+    async def _model_ready(self, request: Request) -> Reply:
+        model = self._check(self.live, request)
+        return 200, orjson.dumps({"name": model.name, "ready": True}), JSON, None
+
+    async def _index(self, request: Request) -> Reply:
+        model = self.live.model
+        index = [{"name": model.name, "version": str(model.version), "state": "READY"}]
+        return 200, orjson.dumps(index), JSON, None
+
+    async def _load(self, request: Request) -> Reply:
+        model = self._check(self.live, request)
+        changed = await self.reload_model()
+        now = self.live.model
+        body = {
+            "name": now.name,
+            "version": now.version,
+            "runtime": now.runtime,
+            "previous_version": model.version,
+            "reloaded": changed,
+        }
+        return 200, orjson.dumps(body), JSON, None
+
+    async def _metrics(self, request: Request) -> Reply:
+        body = self.metrics.render(self.live.batcher.queued_rows)
+        return 200, body, b"text/plain; version=0.0.4; charset=utf-8", None
+
+    async def _openapi(self, request: Request) -> Reply:
+        return 200, self._openapi_body, JSON, None
+
+    async def _docs(self, request: Request) -> Reply:
+        return 200, openapi.swagger_html(self.live.model).encode(), b"text/html", None
+
+    async def _not_found(self, request: Request) -> Reply:
+        raise NotFoundError(
+            f"Nothing at {request.scope['path']}; see /docs for this server's endpoints."
         )
 
-    @app.post("/predict")
-    async def predict(request: Request) -> Response:
-        body = orjson_loads(await request.body())
-        records = body.get("records") if isinstance(body, dict) else body
-        if not isinstance(records, list):
-            raise InvalidInputError('Send a JSON array of records, or {"records": [...]}.')
-        proba, labels = _predict(model.bundle, records)
-        return JSONResponse(
-            {
-                "model": model.name,
-                "version": model.version,
-                "predictions": [
-                    {"probability": p, "label": lab}
-                    for p, lab in zip(proba.tolist(), labels.tolist(), strict=True)
-                ],
-            }
-        )
-
-    return app
+    async def _not_allowed(self, request: Request) -> Reply:
+        raise MethodNotAllowed(f"{request.scope['method']} is not allowed on this path.")
 
 
-def oip_records(body: dict[str, Any], features: list[str]) -> list[dict[str, Any]]:
-    """Turn OIP v2 columnar inputs (one tensor per feature) into records."""
-    inputs = body.get("inputs")
-    if not isinstance(inputs, list) or not inputs:
-        raise InvalidInputError(
-            "An inference request needs a non-empty 'inputs' array (one tensor per feature)."
-        )
-    columns: dict[str, list[Any]] = {}
-    for i, tensor in enumerate(inputs):
-        name, data = _tensor(tensor, i)
-        columns[name] = data
-    lengths = {len(v) for v in columns.values()}
-    if len(lengths) != 1:
-        raise InvalidInputError(f"All inputs must have the same length; got lengths {lengths}.")
-    missing = [f for f in features if f not in columns]
-    if missing:
-        raise InvalidInputError(
-            f"Missing inputs {missing}; the model needs {features}.",
-            details=[{"field": f, "error": "required"} for f in missing],
-        )
-    rows = lengths.pop()
-    return [{f: columns[f][r] for f in features} for r in range(rows)]
+def _retry_after(exc: ModelyardError) -> Headers | None:
+    seconds = getattr(exc, "retry_after_seconds", None)
+    return [(b"retry-after", str(seconds).encode())] if seconds else None
 
 
-def _tensor(tensor: Any, index: int) -> tuple[str, list[Any]]:
-    if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
-        raise InvalidInputError(f"inputs[{index}] must be an object with a 'name'.")
-    name, data = tensor["name"], tensor.get("data")
-    if tensor.get("datatype") not in OIP_TYPES:
-        raise InvalidInputError(
-            f"inputs[{index}] ('{name}'): datatype must be one of "
-            f"{sorted(OIP_TYPES)}; got {tensor.get('datatype')!r}."
-        )
-    if not isinstance(data, list):
-        raise InvalidInputError(f"inputs[{index}] ('{name}'): 'data' must be an array.")
-    flat = data if not data or not isinstance(data[0], list) else [v for row in data for v in row]
-    return name, flat
-
-
-def _predict(bundle: ModelBundle, records: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-    if not records:
-        raise InvalidInputError("The request holds no records to score.")
-    X = bundle.encode_records(records)
-    proba = bundle.predict_proba(X)
-    return proba, (proba >= bundle.threshold).astype(np.int64)
-
-
-def _metadata(model: ServedModel) -> dict[str, Any]:
-    kinds = {f.name: f.kind for f in model.bundle.encoder.fields}
-    inputs = [
-        {"name": n, "datatype": "FP64" if kinds.get(n) == "number" else "BYTES", "shape": [-1]}
-        for n in model.bundle.input_names
-    ]
-    return {
-        "name": model.name,
-        "versions": [str(model.version)],
-        "platform": model.bundle.flavor,
-        "inputs": inputs,
-        "outputs": [
-            {"name": "probability", "datatype": "FP64", "shape": [-1]},
-            {"name": "label", "datatype": "INT64", "shape": [-1]},
-        ],
+INTERNAL_ERROR = orjson.dumps(
+    {
+        "error": {
+            "type": "InternalError",
+            "message": "The server failed to answer; the error is in its log.",
+            "details": None,
+        }
     }
+)
+
+_NAME = r"(?P<name>[^/:]+)"
+_VERSION = r"(?P<version>[^/]+)"
+TEMPLATES: tuple[tuple[str, re.Pattern[str], str, str | None], ...] = tuple(
+    (method, re.compile(pattern), handler, protocol)
+    for method, pattern, handler, protocol in (
+        ("POST", rf"/v2/models/{_NAME}/infer", "_infer", "v2"),
+        ("POST", rf"/v2/models/{_NAME}/versions/{_VERSION}/infer", "_infer", "v2"),
+        ("POST", rf"/v1/models/{_NAME}:predict", "_predict_v1", "v1"),
+        ("GET", rf"/v2/models/{_NAME}", "_model_metadata", None),
+        ("GET", rf"/v2/models/{_NAME}/ready", "_model_ready", None),
+        ("GET", rf"/v2/models/{_NAME}/versions/{_VERSION}", "_model_metadata", None),
+        ("GET", rf"/v2/models/{_NAME}/versions/{_VERSION}/ready", "_model_ready", None),
+        ("POST", rf"/v2/repository/models/{_NAME}/load", "_load", None),
+    )
+)
 
 
-def _check_name(model: ServedModel, name: str) -> None:
-    if name != model.name:
-        raise NotFoundError(f"No model '{name}' here; this server serves '{model.name}'.")
-
-
-def orjson_loads(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInputError(f"The request body is not valid JSON: {exc}.") from None
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    parsed = orjson_loads(body)
-    if not isinstance(parsed, dict):
-        raise InvalidInputError("The request body must be a JSON object.")
-    return parsed
+def create_app(
+    model: ServedModel,
+    options: ServeOptions | None = None,
+    *,
+    reload: Callable[[], ServedModel] | None = None,
+    hooks: Sequence[PredictionHook] = (),
+) -> InferenceApp:
+    """An ASGI app serving ``model``."""
+    return InferenceApp(model, options, reload=reload, hooks=hooks)

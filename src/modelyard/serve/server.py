@@ -3,42 +3,41 @@
 Each worker process loads the model itself (uvicorn imports ``app_from_env``
 as a factory), scores on one thread — several workers sharing OpenMP pools
 oversubscribe the cores — and freezes the loaded objects out of the garbage
-collector so that full collections under load stay short.
+collector so that full collections under load stay short. SIGTERM drains:
+uvicorn stops accepting, and requests already in flight (queued in the
+batcher included) are answered before the process exits.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import json
 import os
 import socket
 from pathlib import Path
-from typing import Any
 
-from modelyard.serve.app import ServedModel, create_app
+from modelyard.serve.app import InferenceApp, ServeOptions, create_app
+from modelyard.serve.model import load_served
 
 ENV_SPEC = "MODELYARD_SERVE_SPEC"
 ENV_MODEL = "MODELYARD_SERVE_MODEL"
+ENV_RUNTIME = "MODELYARD_SERVE_RUNTIME"
+ENV_OPTIONS = "MODELYARD_SERVE_OPTIONS"
+DRAIN_SECONDS = 30
 
 
-def load_served(spec_path: str | Path | None, ref: str) -> ServedModel:
-    """Resolve ``ref`` in the project and load its verified bundle."""
-    from modelyard.project import Project
-    from modelyard.registry.versions import resolve
-    from modelyard.train.bundle import load_bundle
-
-    project = Project.open(spec_path)
-    try:
-        version = resolve(project, ref)
-        bundle = load_bundle(project.artifacts, version.digest)
-    finally:
-        project.close()
-    return ServedModel(version.name, version.version, bundle)
-
-
-def app_from_env() -> Any:
-    """The uvicorn factory: reads which model to serve from the environment."""
-    served = load_served(os.environ.get(ENV_SPEC) or None, os.environ[ENV_MODEL])
-    app = create_app(served)
+def app_from_env() -> InferenceApp:
+    """The uvicorn factory: reads which model to serve, and how, from the environment."""
+    spec = os.environ.get(ENV_SPEC) or None
+    ref = os.environ[ENV_MODEL]
+    runtime = os.environ.get(ENV_RUNTIME, "auto")
+    options = ServeOptions(**json.loads(os.environ.get(ENV_OPTIONS, "{}")))
+    app = create_app(
+        load_served(spec, ref, runtime),
+        options,
+        reload=lambda: load_served(spec, ref, runtime),
+    )
     gc.collect()
     gc.freeze()
     return app
@@ -51,13 +50,23 @@ def run_server(
     host: str = "127.0.0.1",
     port: int = 8080,
     workers: int = 1,
+    runtime: str = "auto",
+    options: ServeOptions | None = None,
     log_level: str = "warning",
 ) -> None:
     """Serve ``ref`` until interrupted (blocks)."""
     import uvicorn
 
-    load_served(spec_path, ref)  # fail here, with a clear error, before any worker starts
-    os.environ.update({ENV_SPEC: str(spec_path), ENV_MODEL: ref, "OMP_NUM_THREADS": "1"})
+    load_served(spec_path, ref, runtime)  # fail here, with a clear error, before any worker
+    os.environ.update(
+        {
+            ENV_SPEC: str(spec_path),
+            ENV_MODEL: ref,
+            ENV_RUNTIME: runtime,
+            ENV_OPTIONS: json.dumps(dataclasses.asdict(options or ServeOptions())),
+            "OMP_NUM_THREADS": "1",
+        }
+    )
     uvicorn.run(
         "modelyard.serve.server:app_from_env",
         factory=True,
@@ -68,6 +77,10 @@ def run_server(
         http="httptools",
         log_level=log_level,
         access_log=False,
+        server_header=False,
+        date_header=False,
+        timeout_graceful_shutdown=DRAIN_SECONDS,
+        backlog=4096,
     )
 
 
@@ -76,3 +89,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+__all__ = ["app_from_env", "free_port", "load_served", "run_server"]

@@ -1,0 +1,125 @@
+"""Adaptive batching, counted in rows: merge what is already queued, never wait when idle.
+
+A request's encoded rows are queued with a future. A flush is scheduled for
+the next turn of the event loop, so every request that arrived in the same
+turn — while the model was busy with the previous batch, the requests piled
+up in the socket buffers — is scored in one ``predict`` call, and the answers
+are split back by row offsets. An idle server therefore adds no wait: one
+request is flushed on the very next loop turn. (A fixed window does: MLServer's
+2 ms window cut its single-connection throughput six-fold on this kind of
+model.)
+
+For heavy models ``max_wait`` (seconds) lets a batch fill up; the deadline is
+fixed by the first queued request, and a batch that reaches
+``max_batch_rows`` is flushed at once. The queue is bounded: past
+``max_queue_rows`` a request is refused with ``Overloaded`` (HTTP 503 with
+``Retry-After``) instead of making everyone wait longer.
+
+``predict`` runs on the event loop's thread: each worker process owns one
+core, and for tree models a hop to a thread pool costs more than the call.
+Run more workers for more cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from modelyard.errors import ServingError
+
+
+class Overloaded(ServingError):
+    """The batch queue is full: answer 503 and ask the client to retry."""
+
+    http_status = 503
+    retry_after_seconds = 1
+
+
+Observer = Callable[[int], None]
+
+
+class Batcher:
+    """Queues encoded rows and scores them in merged ``predict`` calls."""
+
+    def __init__(
+        self,
+        predict: Callable[[np.ndarray], np.ndarray],
+        *,
+        max_batch_rows: int = 1024,
+        max_wait: float = 0.0,
+        max_queue_rows: int = 65_536,
+        on_batch: Observer | None = None,
+    ) -> None:
+        self.predict = predict
+        self.max_batch_rows = max_batch_rows
+        self.max_wait = max_wait
+        self.max_queue_rows = max_queue_rows
+        self.on_batch = on_batch
+        self.queued_rows = 0
+        self._pending: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._soon = False
+
+    async def score(self, X: np.ndarray) -> np.ndarray:
+        """The scores of ``X``'s rows, computed in a batch with whatever else is queued."""
+        rows = len(X)
+        if self.queued_rows and self.queued_rows + rows > self.max_queue_rows:
+            raise Overloaded(
+                f"The server is at capacity ({self.queued_rows} rows queued); retry shortly."
+            )
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[np.ndarray] = loop.create_future()
+        self._pending.append((X, future))
+        self.queued_rows += rows
+        if self.max_wait <= 0 or self.queued_rows >= self.max_batch_rows:
+            self._flush_soon(loop)
+        elif self._timer is None:  # the first queued request fixes the deadline
+            self._timer = loop.call_later(self.max_wait, self._flush)
+        return await future
+
+    def _flush_soon(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._soon:
+            self._soon = True
+            loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._soon = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, rows = self._take()
+        if not batch:
+            return
+        if self._pending:  # more than one batch's worth was queued: go again next turn
+            self._flush_soon(asyncio.get_running_loop())
+        try:
+            X = batch[0][0] if len(batch) == 1 else np.concatenate([x for x, _ in batch])
+            scores = self.predict(X)
+        except Exception as exc:  # every waiting request gets the failure
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        if self.on_batch is not None:
+            self.on_batch(rows)
+        start = 0
+        for x, future in batch:
+            end = start + len(x)
+            if not future.done():  # a client that went away cancelled its future
+                future.set_result(scores[start:end])
+            start = end
+
+    def _take(self) -> tuple[list[tuple[np.ndarray, asyncio.Future[Any]]], int]:
+        """Queued requests up to ``max_batch_rows`` (a larger request goes alone)."""
+        taken, rows = 0, 0
+        for x, _ in self._pending:
+            if taken and rows + len(x) > self.max_batch_rows:
+                break
+            taken += 1
+            rows += len(x)
+        batch, self._pending = self._pending[:taken], self._pending[taken:]
+        self.queued_rows -= rows
+        return batch, rows
