@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from modelyard.cli._common import console, num, open_project, sub_app, table, when
 from modelyard.cli.credentials import acting_user
-from modelyard.cli.remote import remote_client, version_number
+from modelyard.cli.remote import remote_client, server_url, version_number
 from modelyard.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    from modelyard.registry.imports import ImportedModel
     from modelyard.registry.versions import ModelVersion
 
 models_app = sub_app("Registered models and versions.")
@@ -207,3 +209,92 @@ def models_lineage(
     )
     deployed = ", ".join(f"{d['name']} ({d['status']})" for d in found.deployments)
     console().print(f"[bold]Deployments:[/] {deployed or '-'}")
+
+
+@models_app.command("import")
+def models_import(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The model name to register under.")],
+    path: Annotated[Path, typer.Argument(help="The model file.")],
+    flavor: Annotated[
+        str,
+        typer.Option(
+            help="lightgbm (text model) | xgboost (JSON/UBJSON model) | sklearn (skops file) "
+            "| onnx (ONNX graph)."
+        ),
+    ],
+    signature: Annotated[
+        str | None,
+        typer.Option(
+            help="Data describing the model's inputs: a CSV/Parquet file or NAME@V "
+            "(default: what the model itself says)."
+        ),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(help="binary | multiclass | regression (default: the model's own)."),
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="The target column, never a feature (default: the spec's).")
+    ] = None,
+    threshold: Annotated[float, typer.Option(help="Binary decision threshold.")] = 0.5,
+    alias: Annotated[
+        list[str] | None, typer.Option("--alias", help="Alias to point at it (repeatable).")
+    ] = None,
+    user: UserOption = None,
+) -> None:
+    """Register a model trained elsewhere; it is checked before it is registered."""
+    from modelyard.registry.imports import import_model
+
+    if url := server_url(ctx):
+        raise InvalidInputError(
+            f"`modelyard models import` reads a model file on this machine into the local "
+            f"project, not through the server at {url}. Unset MODELYARD_URL (and drop --url), "
+            "and run it where the project's store is."
+        )
+    project = open_project(ctx)
+    with console().status(f"Importing {path.name}: loading, checking, exporting to ONNX…"):
+        imported = import_model(
+            project,
+            name,
+            path,
+            flavor=flavor,
+            signature=signature,
+            task=task,
+            target=target,
+            threshold=threshold,
+            created_by=acting_user(project, user),
+            aliases=tuple(alias or ()),
+        )
+    print_import(path, imported)
+
+
+def print_import(path: Path, imported: ImportedModel) -> None:
+    from rich.markup import escape
+
+    out = console()
+    m = imported.version
+    aliases = f" (aliases: {', '.join(m.aliases)})" if m.aliases else ""
+    out.print(
+        f"[green]✓[/] Imported {escape(path.name)} as [bold]{m.ref}[/]{aliases}: {m.flavor}, "
+        f"{imported.task}, bundle sha256 {m.digest[:12]}"
+    )
+    fields = imported.encoder.fields
+    kinds = {kind: sum(f.kind == kind for f in fields) for kind in ("number", "category")}
+    out.print(
+        f"[bold]Signature[/] from {escape(imported.signature_source)}: {len(fields)} features "
+        f"({kinds['number']} number, {kinds['category']} category); scores checked on "
+        f"{imported.rows_checked:,} rows"
+    )
+    if len(fields) <= 30:
+        table(
+            "Features",
+            ("name", "kind", "nullable", "categories"),
+            [
+                (f.name, f.kind, "yes" if f.nullable else "no", str(len(f.categories) or "-"))
+                for f in fields
+            ],
+        )
+    kept = imported.onnx_max_abs_diff is not None
+    out.print(f"[bold]ONNX twin:[/] {'' if kept else 'none: '}{escape(imported.onnx_note)}")
+    out.print(f"Next: modelyard evaluate {m.ref} --data NAME@V, to measure its gates.")

@@ -5,7 +5,10 @@ carries the fitted cleaning recipe (optional), the fitted feature encoder, the
 task, the class labels (multiclass: code i is ``classes[i]``), the decision
 threshold (binary) and the library versions it was saved with. When the model
 was also exported to ONNX, ``manifest["onnx"]`` names that blob with its size
-and the largest difference from the native model measured at export. The
+and the largest difference from the native model measured at export. A model
+trained elsewhere and imported (``modelyard.registry.imports``) records where
+it came from in ``manifest["imported_from"]`` (file name, sha256, flavor); a
+model trained here has no such key. The
 recipe and the encoder are replayed, in that order, on every row the model
 scores — in training, evaluation, batch and serving alike. A model version in
 the registry points at the manifest's digest; loading verifies both blobs
@@ -94,9 +97,17 @@ class ModelBundle:
         return cls(flavor, flavors.load(flavor, model_bytes, task), encoder, task, target)
 
     def save(
-        self, artifacts: ArtifactStore, model_bytes: bytes, onnx: OnnxBlob | None = None
+        self,
+        artifacts: ArtifactStore,
+        model_bytes: bytes,
+        onnx: OnnxBlob | None = None,
+        *,
+        provenance: dict[str, Any] | None = None,
     ) -> Blob:
-        """Write the model blob (and the ONNX one), then the manifest; return the manifest."""
+        """Write the model blob (and the ONNX one), then the manifest; return the manifest.
+
+        ``provenance`` (imported models only) is stored as ``manifest["imported_from"]``.
+        """
         blob = artifacts.put_bytes(model_bytes)
         manifest: dict[str, Any] = {
             "format": FORMAT,
@@ -118,6 +129,8 @@ class ModelBundle:
                 "size": saved.size,
                 "max_abs_diff": onnx.max_abs_diff,
             }
+        if provenance is not None:
+            manifest["imported_from"] = dict(provenance)
         self.manifest = manifest
         return artifacts.put_bytes(json.dumps(manifest, sort_keys=True).encode())
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 #: Libraries whose versions change predictions; recorded with every run and model.
-LIBRARIES = ("numpy", "pandas", "scikit-learn", "lightgbm", "skops", "onnxruntime")
+LIBRARIES = ("numpy", "pandas", "scikit-learn", "lightgbm", "xgboost", "skops", "onnxruntime")
 
 
 def library_versions() -> dict[str, str]:

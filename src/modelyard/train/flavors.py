@@ -1,25 +1,33 @@
 """Model flavors: how each model family is saved and loaded, in safe formats.
 
 A flavor turns a fitted model into bytes and back. LightGBM models are saved
-as LightGBM's own text format; scikit-learn models through skops, whose loader
-refuses any type not on an allow-list, so loading never runs arbitrary code.
+as LightGBM's own text format and XGBoost models as XGBoost's JSON (or UBJSON)
+format; scikit-learn models go through skops, whose loader refuses any type not
+on an allow-list, so loading never runs arbitrary code; ``onnx`` models are an
+ONNX graph (a protobuf of operators, no code) scored by ONNX Runtime. XGBoost
+is an optional extra (``pip install 'modelyard[xgboost]'``), imported only when
+an XGBoost model is loaded.
 
 ``load(flavor, data, task)`` returns a scorer whose ``predict(X)`` follows the
 output convention of ``modelyard.train.families`` on the encoded matrix:
 binary → P(positive) of shape (n,), multiclass → probabilities (n, k),
 regression → predictions (n,). ``predict_proba`` is the same method under the
-name serving has always called.
+name serving has always called. ``load_model(flavor, data)`` gives the flavor's
+own model object (a ``lightgbm.Booster``, an estimator, an ``xgboost.Booster``,
+an ONNX Runtime session) for code that inspects it, and ``scorer`` wraps an
+in-memory model of a native flavor the way ``load`` would.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Protocol
 
 import numpy as np
 
 from modelyard.errors import ArtifactError
 
-FLAVORS = ("lightgbm", "sklearn")
+FLAVORS = ("lightgbm", "sklearn", "xgboost", "onnx")
 TASKS = ("binary", "multiclass", "regression")
 
 #: Module prefixes a skops file may reference; anything else is refused.
@@ -28,6 +36,7 @@ SKOPS_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 #: boosting keeps one of ``sklearn.utils.validation.check_array``) only binds
 #: arguments to a function that must itself pass this check to be loaded.
 SKOPS_TRUSTED_NAMES = frozenset({"functools.partial"})
+XGBOOST_INSTALL = "pip install 'modelyard[xgboost]'"
 
 
 class Scorer(Protocol):
@@ -68,13 +77,39 @@ class SklearnScorer:
         self.estimator = estimator
         self.task = task
         self._threads = ThreadpoolController()
+        # Fitted on a DataFrame (an imported model): it warns on every matrix it scores.
+        self._named = hasattr(estimator, "feature_names_in_")
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        with self._threads.limit(limits=1):
+        with self._threads.limit(limits=1), warnings.catch_warnings():
+            if self._named:
+                warnings.filterwarnings("ignore", "X does not have valid feature names")
             if self.task == "regression":
                 return np.asarray(self.estimator.predict(X), dtype=np.float64)
             proba = np.asarray(self.estimator.predict_proba(X))
         return proba[:, 1] if self.task == "binary" else proba
+
+    predict_proba = predict
+
+
+class XGBoostScorer:
+    """An XGBoost booster scored in place on one thread; NaN is a missing value.
+
+    The booster's objective sets the output: ``binary:logistic`` gives
+    P(positive) (n,), ``multi:softprob`` probabilities (n, k), a regression
+    objective its predictions (n,).
+    """
+
+    def __init__(self, booster: Any, task: str = "binary") -> None:
+        booster.set_param({"nthread": 1})
+        self.booster = booster
+        self.task = task
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        scores = self.booster.inplace_predict(
+            np.ascontiguousarray(X, dtype=np.float64), missing=np.nan
+        )
+        return np.asarray(scores, dtype=np.float64)
 
     predict_proba = predict
 
@@ -87,30 +122,103 @@ def dump(flavor: str, model: Any) -> bytes:
         import skops.io
 
         return bytes(skops.io.dumps(model))
+    if flavor == "xgboost":
+        return bytes(model.save_raw(raw_format="json"))
+    if flavor == "onnx":  # an onnx.ModelProto, or its bytes already
+        return bytes(model.SerializeToString() if hasattr(model, "SerializeToString") else model)
     raise _unknown(flavor)
 
 
 def load(flavor: str, data: bytes, task: str = "binary") -> Scorer:
     """Rebuild a scorer for ``task`` from bytes written by ``dump``."""
+    check_task(task)
+    if flavor == "onnx":
+        from modelyard.train.onnx import OnnxScorer  # onnx imports this module
+
+        return OnnxScorer(data, task)
+    return scorer(flavor, load_model(flavor, data), task)
+
+
+def scorer(flavor: str, model: Any, task: str = "binary") -> Scorer:
+    """A scorer over an in-memory model of a native flavor (not ``onnx``: use ``load``)."""
+    check_task(task)
+    kinds: dict[str, type[LightGBMScorer | SklearnScorer | XGBoostScorer]] = {
+        "lightgbm": LightGBMScorer,
+        "sklearn": SklearnScorer,
+        "xgboost": XGBoostScorer,
+    }
+    if flavor == "onnx":
+        raise ArtifactError("An ONNX model is scored from its bytes: flavors.load('onnx', data).")
+    if flavor not in kinds:
+        raise _unknown(flavor)
+    return kinds[flavor](model, task)
+
+
+def load_model(flavor: str, data: bytes) -> Any:
+    """The flavor's own model object, through its safe loader; unreadable bytes are an
+    ``ArtifactError`` that names the flavor."""
+    if flavor == "lightgbm":
+        return _load_lightgbm(data)
+    if flavor == "sklearn":
+        return _load_skops(data)
+    if flavor == "xgboost":
+        return _load_xgboost(data)
+    if flavor == "onnx":
+        from modelyard.train.onnx import inference_session
+
+        return inference_session(data)
+    raise _unknown(flavor)
+
+
+def check_task(task: str) -> None:
     if task not in TASKS:
         raise ArtifactError(f"Cannot score task {task!r}; flavors score {', '.join(TASKS)}.")
-    if flavor == "lightgbm":
-        import lightgbm
-
-        return LightGBMScorer(lightgbm.Booster(model_str=data.decode()), task)
-    if flavor == "sklearn":
-        return SklearnScorer(_load_skops(data), task)
-    raise _unknown(flavor)
 
 
 def _unknown(flavor: str) -> ArtifactError:
     return ArtifactError(f"Unknown model flavor '{flavor}'; known: {', '.join(FLAVORS)}.")
 
 
+def _load_lightgbm(data: bytes) -> Any:
+    import lightgbm
+
+    try:
+        return lightgbm.Booster(model_str=data.decode())
+    except (UnicodeDecodeError, lightgbm.basic.LightGBMError) as exc:
+        raise ArtifactError(
+            f"These bytes are not a LightGBM text model ({_first_line(exc)}). Save it with "
+            "booster.save_model('model.txt')."
+        ) from exc
+
+
+def _load_xgboost(data: bytes) -> Any:
+    try:
+        import xgboost
+    except ImportError as exc:
+        raise ArtifactError(
+            f"Loading an XGBoost model needs the xgboost package: {XGBOOST_INSTALL}."
+        ) from exc
+    booster = xgboost.Booster()
+    try:
+        booster.load_model(bytearray(data))
+    except xgboost.core.XGBoostError as exc:
+        raise ArtifactError(
+            f"These bytes are not an XGBoost model ({_first_line(exc)}). Save it with "
+            "booster.save_model('model.json')."
+        ) from exc
+    return booster
+
+
 def _load_skops(data: bytes) -> Any:
     import skops.io
 
-    untrusted = skops.io.get_untrusted_types(data=data)
+    try:
+        untrusted = skops.io.get_untrusted_types(data=data)
+    except Exception as exc:  # zipfile, json and skops errors alike: not a skops file
+        raise ArtifactError(
+            f"These bytes are not a skops file ({type(exc).__name__}: {_first_line(exc)}). "
+            "Save scikit-learn models with skops.io.dump(model, 'model.skops')."
+        ) from exc
     refused = [
         t
         for t in untrusted
@@ -122,4 +230,14 @@ def _load_skops(data: bytes) -> Any:
             f"{', '.join(SKOPS_TRUSTED_PREFIXES)} (and {', '.join(sorted(SKOPS_TRUSTED_NAMES))}) "
             "are allowed."
         )
-    return skops.io.loads(data, trusted=untrusted)
+    try:
+        return skops.io.loads(data, trusted=untrusted)
+    except Exception as exc:  # a skops file whose objects cannot be rebuilt here
+        raise ArtifactError(
+            f"This skops file cannot be loaded ({type(exc).__name__}: {_first_line(exc)}); "
+            "save it again with the installed scikit-learn."
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:200]

@@ -11,14 +11,22 @@ often faster for single rows. The graph takes the encoded matrix as float32
 it) and gives what the native scorer gives: binary → P(positive) (n,),
 multiclass → probabilities (n, k), regression → predictions (n,).
 
-LightGBM boosters are converted with onnxmltools, scikit-learn estimators and
-pipelines with skl2onnx (both without ZipMap, so probabilities are a tensor).
+LightGBM and XGBoost boosters are converted with onnxmltools, scikit-learn
+estimators and pipelines with skl2onnx (without ZipMap, so probabilities are a
+tensor).
 A converter may not support a model, or may support it unfaithfully (NaN
 routing, native categories, float32 thresholds), so every export is checked:
 ONNX Runtime and the native model score ``X_sample`` plus rows with each
 feature set to NaN in turn, and an export that differs by more than
 ``MAX_ABS_DIFF`` anywhere is dropped. Nothing is ever served that was not
 compared.
+
+``OnnxScorer`` also scores graphs made elsewhere (``modelyard models import``):
+it feeds the graph's single input, as float32 or float64 as the graph declares,
+and reads a ``probabilities`` (or ``output_probability``) tensor, else the one
+2-D float output, for classifiers, and the first float output for regression.
+A classifier whose probabilities come out of a ZipMap (a list of dicts) is
+refused with how to re-export it.
 """
 
 from __future__ import annotations
@@ -97,11 +105,15 @@ def _export(
     try:
         expected = _native(flavor, model, task).predict(rows)
     except ValueError as exc:
-        raise _Unfaithful(f"the native model cannot score the check rows ({exc})") from exc
+        raise _Unfaithful(
+            f"the native model cannot score the check rows ({_first_line(exc)})"
+        ) from exc
     try:
         got = OnnxScorer(data, task).predict(rows)
     except (ArtifactError, RuntimeError, ValueError) as exc:
-        raise _Unfaithful(f"ONNX Runtime cannot run the converted graph ({exc})") from exc
+        raise _Unfaithful(
+            f"ONNX Runtime cannot run the converted graph ({_first_line(exc)})"
+        ) from exc
     diff = _max_abs_diff(expected, got)
     if not diff <= MAX_ABS_DIFF:
         raise _Unfaithful(
@@ -124,6 +136,10 @@ def parity_rows(X_sample: np.ndarray) -> np.ndarray:
     return np.vstack([sample, probes, np.full((1, n_features), np.nan)])
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
+
+
 def _max_abs_diff(expected: np.ndarray, got: np.ndarray) -> float:
     if expected.shape != got.shape:
         raise _Unfaithful(
@@ -136,9 +152,7 @@ def _max_abs_diff(expected: np.ndarray, got: np.ndarray) -> float:
 
 
 def _native(flavor: str, model: Any, task: str) -> flavors.Scorer:
-    if flavor == "lightgbm":
-        return flavors.LightGBMScorer(model, task)
-    return flavors.SklearnScorer(model, task)
+    return flavors.scorer(flavor, model, task)
 
 
 # ---------------------------------------------------------------------- conversion
@@ -146,7 +160,12 @@ def _native(flavor: str, model: Any, task: str) -> flavors.Scorer:
 
 def _convert(flavor: str, model: Any, task: str, n_features: int) -> Any:
     """The ONNX ModelProto; converters raise anything, so every failure is a reason."""
-    convert = {"lightgbm": _convert_lightgbm, "sklearn": _convert_sklearn}.get(flavor)
+    converters = {
+        "lightgbm": _convert_lightgbm,
+        "sklearn": _convert_sklearn,
+        "xgboost": _convert_xgboost,
+    }
+    convert = converters.get(flavor)
     if convert is None:
         raise _Unfaithful(f"there is no ONNX converter for flavor '{flavor}'")
     try:
@@ -154,8 +173,9 @@ def _convert(flavor: str, model: Any, task: str, n_features: int) -> Any:
             warnings.simplefilter("ignore")  # converter chatter, not the user's concern
             return convert(model, task, n_features)
     except Exception as exc:
-        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
-        raise _Unfaithful(f"the converter refused it ({type(exc).__name__}: {first_line})") from exc
+        raise _Unfaithful(
+            f"the converter refused it ({type(exc).__name__}: {_first_line(exc)})"
+        ) from exc
 
 
 def _convert_lightgbm(booster: Any, task: str, n_features: int) -> Any:
@@ -166,6 +186,19 @@ def _convert_lightgbm(booster: Any, task: str, n_features: int) -> Any:
         booster,  # a Booster; onnxmltools wraps it to read its objective and classes
         initial_types=[(INPUT, FloatTensorType([None, n_features]))],
         zipmap=False,
+        target_opset=OPSET,
+    )
+
+
+def _convert_xgboost(booster: Any, task: str, n_features: int) -> Any:
+    from onnxmltools.convert import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    unnamed = booster.copy()
+    unnamed.feature_names = None  # the converter reads only 'f0', 'f1', ...; the graph takes X
+    return convert_xgboost(
+        unnamed,  # a Booster; its objective says classifier or regressor (no ZipMap either way)
+        initial_types=[(INPUT, FloatTensorType([None, n_features]))],
         target_opset=OPSET,
     )
 
@@ -186,45 +219,93 @@ def _convert_sklearn(model: Any, task: str, n_features: int) -> Any:
 # ---------------------------------------------------------------------- scoring
 
 
+FLOAT_INPUTS: dict[str, type[np.floating[Any]]] = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+}
+PROBABILITY_OUTPUTS = ("probabilities", "output_probability")
+
+
+def inference_session(data: bytes) -> Any:
+    """An ONNX Runtime session on one thread; a graph it cannot load is an ArtifactError."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # the converters' label outputs trip shape warnings
+    try:
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ArtifactError(f"ONNX Runtime cannot load this graph: {exc}") from exc
+
+
 class OnnxScorer:
     """An ONNX graph scored by ONNX Runtime on one thread, with the flavors' output
     convention: binary → P(positive), multiclass → probabilities, regression → values."""
 
     def __init__(self, data: bytes, task: str = "binary") -> None:
-        import onnxruntime as ort
-
         if task not in flavors.TASKS:
             raise ArtifactError(f"Cannot score task {task!r}; ONNX scores {flavors.TASKS}.")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # the converters' label outputs trip shape warnings
-        try:
-            self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ArtifactError(f"ONNX Runtime cannot load this graph: {exc}") from exc
+        self.session = inference_session(data)
         self.task = task
-        self._output = _output_name(self.session, task)
+        self._input, self._dtype = graph_input(self.session)
+        self._output = output_name(self.session, task)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         (out,) = self.session.run(
-            [self._output], {INPUT: np.ascontiguousarray(X, dtype=np.float32)}
+            [self._output], {self._input: np.ascontiguousarray(X, dtype=self._dtype)}
         )
         scores = np.asarray(out, dtype=np.float64)
         if self.task == "regression":
             return scores.reshape(len(scores))
-        return scores[:, 1] if self.task == "binary" else scores
+        if self.task == "multiclass":
+            return scores
+        if scores.ndim == 2 and scores.shape[1] in (1, 2):
+            return scores[:, -1]
+        raise ArtifactError(
+            f"This ONNX graph gives {scores.shape[1:]} probabilities per row, not two: "
+            "score it as a multiclass model."
+        )
 
     predict_proba = predict
 
 
-def _output_name(session: Any, task: str) -> str:
-    names = [o.name for o in session.get_outputs()]
-    if task == "regression":
-        return str(names[0])
-    if "probabilities" not in names:
+def graph_input(session: Any) -> tuple[str, type[np.floating[Any]]]:
+    """The name and dtype of the graph's one input: a float matrix (rows × features)."""
+    inputs = session.get_inputs()
+    described = [f"{i.name} {i.type} {i.shape}" for i in inputs]
+    if len(inputs) != 1 or inputs[0].type not in FLOAT_INPUTS or len(inputs[0].shape) != 2:
         raise ArtifactError(
-            f"This ONNX graph has outputs {names}, not 'probabilities'; "
-            "export classifiers with export_onnx()."
+            f"This ONNX graph takes {described}; modelyard feeds one float matrix of rows × "
+            "features. Export it with a single input such as FloatTensorType([None, n_features])."
         )
-    return "probabilities"
+    return str(inputs[0].name), FLOAT_INPUTS[inputs[0].type]
+
+
+def output_name(session: Any, task: str) -> str:
+    """The output holding the scores: for classifiers a probability tensor (a
+    ``probabilities``/``output_probability`` one first, else the one 2-D float output),
+    for regression the first float tensor."""
+    outputs = session.get_outputs()
+    floats = [o for o in outputs if o.type in FLOAT_INPUTS]
+    if task == "regression":
+        if floats:
+            return str(floats[0].name)
+    else:
+        matrices = [o for o in floats if len(o.shape) == 2]
+        named = [o for o in matrices if o.name in PROBABILITY_OUTPUTS]
+        if named or len(matrices) == 1:
+            return str((named or matrices)[0].name)
+        if any(o.type.startswith("seq(map") for o in outputs):
+            raise ArtifactError(
+                "This ONNX classifier gives its probabilities as a ZipMap (a list of dicts). "
+                "Export it again without one: skl2onnx options={id(model): {'zipmap': False}}, "
+                "onnxmltools zipmap=False."
+            )
+    listed = [f"{o.name} {o.type}" for o in outputs]
+    wanted = "a float output" if task == "regression" else "a 2-D 'probabilities' float tensor"
+    raise ArtifactError(
+        f"This ONNX graph has outputs {listed}, none of them {wanted} for a {task} model; "
+        "export classifiers with export_onnx() or with probabilities as a tensor."
+    )
