@@ -20,7 +20,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +44,7 @@ from modelyard.serve.signature import Rows
 
 log = logging.getLogger("modelyard.serve")
 
-Message = dict[str, Any]
+Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
@@ -87,7 +87,7 @@ class MethodNotAllowed(ModelyardError):
 
 @dataclass
 class Request:
-    scope: dict[str, Any]
+    scope: MutableMapping[str, Any]
     receive: Receive
     params: dict[str, str]
     limit: int
@@ -214,14 +214,14 @@ class InferenceApp:
 
     # -- ASGI ----------------------------------------------------------------
 
-    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             await self._http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
-    async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def _http(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         key = (scope["method"], scope["path"])
         named = self._named.get(key)
@@ -328,7 +328,12 @@ class InferenceApp:
     async def _infer(self, request: Request) -> Reply:
         live = self.live
         model = self._check(live, request)
-        rows, request_id = parse_v2(await request.body(), model.signature)
+        json_length = request.header(b"inference-header-content-length")
+        rows, request_id = parse_v2(
+            await request.body(),
+            model.signature,
+            int(json_length) if json_length.isdigit() else None,
+        )
         result = await self._score(live, rows, request_id)
         payload: dict[str, Any] = {
             "model_name": model.name,

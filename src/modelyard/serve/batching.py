@@ -1,11 +1,12 @@
 """Adaptive batching, counted in rows: merge what is already queued, never wait when idle.
 
-A request's encoded rows are queued with a future. A flush is scheduled for
-the next turn of the event loop, so every request that arrived in the same
-turn — while the model was busy with the previous batch, the requests piled
-up in the socket buffers — is scored in one ``predict`` call, and the answers
-are split back by row offsets. An idle server therefore adds no wait: one
-request is flushed on the very next loop turn. (A fixed window does: MLServer's
+A request's encoded rows are queued with a future. The first request to find
+the batcher idle leads: it yields one turn of the event loop, so every
+request that arrived in the same turn — while the model was busy with the
+previous batch, the requests piled up in the socket buffers — joins its
+queue, then scores them all in one ``predict`` call and splits the answers
+back by row offsets. An idle server therefore adds no wait: a lone request is
+scored on the very next loop turn. (A fixed window does: MLServer's
 2 ms window cut its single-connection throughput six-fold on this kind of
 model.)
 
@@ -62,6 +63,7 @@ class Batcher:
         self._pending: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._soon = False
+        self._leading = False
 
     async def score(self, X: np.ndarray) -> np.ndarray:
         """The scores of ``X``'s rows, computed in a batch with whatever else is queued."""
@@ -74,11 +76,24 @@ class Batcher:
         future: asyncio.Future[np.ndarray] = loop.create_future()
         self._pending.append((X, future))
         self.queued_rows += rows
-        if self.max_wait <= 0 or self.queued_rows >= self.max_batch_rows:
+        if self.max_wait <= 0 and not self._leading:
+            return await self._lead(future)
+        if self.queued_rows >= self.max_batch_rows:
             self._flush_soon(loop)
-        elif self._timer is None:  # the first queued request fixes the deadline
+        elif self._timer is None and not self._leading:  # the first request fixes the deadline
             self._timer = loop.call_later(self.max_wait, self._flush)
         return await future
+
+    async def _lead(self, future: asyncio.Future[np.ndarray]) -> np.ndarray:
+        """Yield one loop turn so that requests already read join this one, then score
+        them all here: the leader needs no wake-up of its own, its followers one each."""
+        self._leading = True
+        try:
+            await asyncio.sleep(0)
+        finally:
+            self._leading = False
+            self._flush()
+        return future.result()
 
     def _flush_soon(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._soon:

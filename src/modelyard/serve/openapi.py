@@ -61,8 +61,16 @@ def document(model: ServedModel) -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/v2/health/live": {"get": _get("Liveness", "Health")},
         "/v2/health/ready": {"get": _get("Readiness", "Health")},
+        "/health": {"get": _get("Readiness (MLflow)", "Health")},
+        "/v2": {"get": _get("Server metadata (OIP v2)", "Open Inference Protocol")},
         "/v2/models/{name}": {"get": _get("Model metadata (OIP v2)", "Open Inference Protocol")},
         "/v2/models/{name}/ready": {"get": _get("Model readiness", "Open Inference Protocol")},
+        "/v2/models/{name}/versions/{version}": {
+            "get": _get("Model version metadata (OIP v2)", "Open Inference Protocol")
+        },
+        "/v2/models/{name}/versions/{version}/ready": {
+            "get": _get("Model version readiness", "Open Inference Protocol")
+        },
         "/v2/models/{name}/infer": {
             "post": _post(
                 "Score rows (OIP v2): one tensor per input, or one 2-D tensor",
@@ -106,6 +114,13 @@ def document(model: ServedModel) -> dict[str, Any]:
                 "summary": "Re-resolve the served alias and swap in its version",
                 "tags": ["Operations"],
                 "responses": {"200": _ok({"type": "object"}), **_errors()},
+            }
+        },
+        "/v2/repository/index": {
+            "post": {
+                "summary": "The models this server holds",
+                "tags": ["Operations"],
+                "responses": {"200": _ok({"type": "array", "items": {"type": "object"}})},
             }
         },
         "/ping": {"get": _get("Health (MLflow)", "MLflow")},
@@ -197,18 +212,22 @@ def _post(summary: str, tag: str, body: dict[str, Any], response: str) -> dict[s
 def _schemas(model: ServedModel) -> dict[str, Any]:
     fields = {f.name: f for f in model.bundle.encoder.fields}
     record: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": True}
+    required = []
     for name in model.signature.names:
         f = fields.get(name)
+        prop: dict[str, Any] = {"type": "number"}
         if f is not None and f.kind == "category":
-            record["properties"][name] = {
-                "type": "string",
-                "nullable": True,
-                "enum": list(f.categories) or None,
-            }
-            if not f.categories:
-                del record["properties"][name]["enum"]
+            # not an enum: a value unseen in training is accepted and scored as missing
+            prop = {"type": "string", "x-categories": list(f.categories)}
+            if f.categories:
+                prop["example"] = f.categories[0]
+        if f is None or f.nullable:
+            prop["nullable"] = True
         else:
-            record["properties"][name] = {"type": "number", "nullable": True}
+            required.append(name)
+        record["properties"][name] = prop
+    if required:
+        record["required"] = required
     tensor = {
         "type": "object",
         "required": ["name", "datatype", "shape", "data"],

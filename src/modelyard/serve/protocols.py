@@ -27,7 +27,7 @@ import numpy as np
 import orjson
 
 from modelyard.errors import InvalidInputError
-from modelyard.serve.signature import Rows, Signature
+from modelyard.serve.signature import NUMBER_TYPES, Rows, Signature
 from modelyard.train.bundle import ModelBundle
 
 NUMERIC_TYPES = frozenset(
@@ -55,8 +55,22 @@ def _object(body: bytes) -> dict[str, Any]:
 # ---------------------------------------------------------------- requests
 
 
-def parse_v2(body: bytes, signature: Signature) -> tuple[Rows, str | None]:
-    """An OIP v2 inference request → its rows and its ``id``."""
+def parse_v2(
+    body: bytes, signature: Signature, json_length: int | None = None
+) -> tuple[Rows, str | None]:
+    """An OIP v2 inference request → its rows and its ``id``.
+
+    ``json_length`` (the ``Inference-Header-Content-Length`` header) marks the
+    binary tensor extension that Triton's clients send by default: a JSON
+    header of that many bytes, then each input's raw values in order.
+    """
+    binary = b""
+    if json_length is not None:
+        if not 0 < json_length <= len(body):
+            raise InvalidInputError(
+                "Inference-Header-Content-Length must be the length of the JSON part of the body."
+            )
+        body, binary = body[:json_length], body[json_length:]
     request = _object(body)
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or not inputs:
@@ -67,7 +81,7 @@ def parse_v2(body: bytes, signature: Signature) -> tuple[Rows, str | None]:
     request_id = request.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidInputError("'id' must be a string.")
-    tensors = [_tensor(t, i) for i, t in enumerate(inputs)]
+    tensors = [_tensor(t, i) for i, t in enumerate(_with_binary_data(inputs, binary))]
     if len(tensors) == 1 and _is_matrix(tensors[0], signature):
         return Rows(n=len(matrix := _matrix(tensors[0])), matrix=matrix), request_id
     columns: dict[str, list[Any]] = {}
@@ -75,6 +89,71 @@ def parse_v2(body: bytes, signature: Signature) -> tuple[Rows, str | None]:
         columns[name] = _flat(name, shape, data)
     n = len(next(iter(columns.values())))
     return Rows(n=n, columns=columns, extra=signature.extra_fields(list(columns))), request_id
+
+
+BINARY_DTYPES = {
+    "BOOL": "?",
+    "UINT8": "<u1",
+    "UINT16": "<u2",
+    "UINT32": "<u4",
+    "UINT64": "<u8",
+    "INT8": "<i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "FP16": "<f2",
+    "FP32": "<f4",
+    "FP64": "<f8",
+}
+
+
+def _with_binary_data(inputs: list[Any], binary: bytes) -> list[Any]:
+    """Inputs whose values came as binary (``parameters.binary_data_size``) get ``data``."""
+    offset = 0
+    out = []
+    for tensor in inputs:
+        params = tensor.get("parameters") if isinstance(tensor, dict) else None
+        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        if size is None:
+            out.append(tensor)
+            continue
+        name = tensor.get("name")
+        if type(size) is not int or size < 0 or offset + size > len(binary):
+            raise InvalidInputError(
+                f"Input '{name}': binary_data_size does not match the binary part of the body.",
+                details=[{"row": None, "field": name, "error": "bad binary_data_size"}],
+            )
+        chunk = binary[offset : offset + size]
+        offset += size
+        out.append(dict(tensor, data=_decode_binary(name, tensor.get("datatype"), chunk)))
+    if offset != len(binary):
+        raise InvalidInputError("The body holds binary data that no input claims.")
+    return out
+
+
+def _decode_binary(name: Any, datatype: Any, chunk: bytes) -> list[Any]:
+    if datatype == "BYTES":  # each element: a 4-byte little-endian length, then its bytes
+        values: list[Any] = []
+        at = 0
+        while at < len(chunk):
+            length = int.from_bytes(chunk[at : at + 4], "little")
+            raw = chunk[at + 4 : at + 4 + length]
+            if at + 4 + length > len(chunk):
+                raise InvalidInputError(f"Input '{name}': truncated BYTES element.")
+            try:
+                values.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise InvalidInputError(f"Input '{name}': BYTES elements must be UTF-8.") from None
+            at += 4 + length
+        return values
+    dtype = BINARY_DTYPES.get(datatype) if isinstance(datatype, str) else None
+    if dtype is None or len(chunk) % np.dtype(dtype).itemsize:
+        raise InvalidInputError(
+            f"Input '{name}': binary data does not fit datatype {datatype!r}.",
+            details=[{"row": None, "field": name, "error": "bad binary data"}],
+        )
+    decoded: list[Any] = np.frombuffer(chunk, dtype=dtype).tolist()
+    return decoded
 
 
 def _tensor(tensor: Any, index: int) -> tuple[str, str, list[int], list[Any]]:
@@ -112,22 +191,31 @@ def _is_matrix(tensor: tuple[str, str, list[int], list[Any]], signature: Signatu
 
 
 def _matrix(tensor: tuple[str, str, list[int], list[Any]]) -> np.ndarray:
-    name, datatype, shape, data = tensor
-    try:
-        array = np.asarray(data)
-    except ValueError:
-        array = np.asarray([], dtype=object)
-    if array.dtype.kind not in "iuf" or datatype == "BOOL":
+    name, _, shape, data = tensor
+    seen: set[type] = set()
+    for row in data:
+        if type(row) is list:
+            seen.update(map(type, row))
+        else:
+            seen.add(type(row))
+    if not seen <= NUMBER_TYPES:  # numpy would read true as 1 and "2" as 2
         raise InvalidInputError(
-            f"Tensor '{name}' must hold numbers only, nested as its shape says.",
+            f"Tensor '{name}' must hold numbers only (no booleans, strings or nulls).",
             details=[{"row": None, "field": name, "error": "expected numbers"}],
         )
+    try:
+        array = np.asarray(data, dtype=np.float64)
+    except ValueError:
+        raise InvalidInputError(
+            f"Tensor '{name}' must be nested as its shape says (rows of equal length).",
+            details=[{"row": None, "field": name, "error": "ragged data"}],
+        ) from None
     if array.size != math.prod(shape):
         raise InvalidInputError(
             f"Tensor '{name}' has {array.size} values; its shape {shape} needs {math.prod(shape)}.",
             details=[{"row": None, "field": name, "error": "shape and data disagree"}],
         )
-    return array.reshape(shape).astype(np.float64, copy=False)
+    return array.reshape(shape)
 
 
 def _flat(name: str, shape: list[int], data: list[Any]) -> list[Any]:

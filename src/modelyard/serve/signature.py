@@ -124,16 +124,31 @@ class Signature:
         return out
 
     def _records(self, records: list[Any]) -> np.ndarray:
-        if not self.direct:
-            return self.bundle.encode_records(records)
         for i, record in enumerate(records):
             if type(record) is not dict:
                 raise InvalidInputError(
                     f"Row {i} must be an object of fields; got {describe_type(record)}.",
                     details=[{"row": i, "field": None, "error": "expected an object"}],
                 )
+        if not self.direct:
+            self._check_raw(records)
+            return self.bundle.encode_records(records)
         columns = {name: [r.get(name) for r in records] for name in self.names}
         return self._columns(columns, len(records))
+
+    def _check_raw(self, records: list[dict[str, Any]]) -> None:
+        """Types and finiteness of the values a cleaning recipe will see: a recipe may
+        turn ``false`` into a category or clip an infinity into range, hiding the mistake.
+        (Nulls are left to the recipe, which may impute them.)"""
+        problems = [
+            {"row": i, "field": f.name, "error": error}
+            for i, record in enumerate(records)
+            for f in self.fields
+            if (value := record.get(f.name)) is not None
+            and (error := encode_value(f, value)[1]) is not None
+        ]
+        if problems:
+            self._raise(problems)
 
     @staticmethod
     def _raise(problems: list[dict[str, Any]]) -> None:
@@ -166,15 +181,17 @@ class Signature:
         return out
 
 
+NUMBER_TYPES = frozenset({int, float})
+
+
 def _encode_column(f: FeatureField, values: Sequence[Any], problems: list[dict[str, Any]]) -> Any:
     """One input's values → float64 codes; appends a problem per bad value."""
     if f.kind == "number":
-        array = np.asarray(values)
-        if array.ndim == 1 and array.dtype.kind in "iuf":
-            column = array.astype(np.float64, copy=False)
-            if array.dtype.kind == "f" and not np.isfinite(column).all():
-                return _slow_column(f, values, problems)
-            return column
+        # numpy would take True as 1 and "2" as 2: only plain numbers take the fast path
+        if set(map(type, values)) <= NUMBER_TYPES:
+            column = np.asarray(values, dtype=np.float64)
+            if np.isfinite(column).all():
+                return column
     elif all(type(v) is str for v in values):
         code = f.code
         return np.fromiter((code(v) for v in values), np.float64, len(values))

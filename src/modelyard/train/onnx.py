@@ -50,6 +50,7 @@ MAX_ABS_DIFF = 1e-4
 MAX_PARITY_ROWS = 5_000
 NAN_PROBE_ROWS = 2_000
 INPUT = "X"
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +254,8 @@ class OnnxScorer:
         self._output = output_name(self.session, task)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        if self._dtype == np.float32:  # beyond float32's range a value would become inf
+            X = np.clip(X, -_FLOAT32_MAX, _FLOAT32_MAX)
         (out,) = self.session.run(
             [self._output], {self._input: np.ascontiguousarray(X, dtype=self._dtype)}
         )
