@@ -822,3 +822,20 @@ def test_bad_cron_and_duration() -> None:
 
     assert "cron expression of 5 fields" in only_issue(spec_text(cron)).message
     assert "must be a duration" in only_issue(spec_text(every)).message
+
+
+def test_monitoring_section_defaults_keep_the_spec_version_and_rules_are_checked() -> None:
+    base = "name: x\ntask: binary\ntarget: y\n"
+    plain = parse_spec(base)
+    spelled = parse_spec(base + "monitoring:\n  log: {sample_rate: 1.0}\n")
+    assert plain.content_hash == spelled.content_hash
+    sampled = parse_spec(base + "monitoring:\n  log: {sample_rate: 0.5}\n")
+    assert sampled.content_hash != plain.content_hash
+    with pytest.raises(SpecError) as raised:
+        parse_spec(
+            base + "monitoring:\n  alerts: [{name: a, metric: error_rate, threshold: 0.1}]\n"
+            "  on_call: {critical: [pager]}\n"
+        )
+    assert "unknown channel 'pager'" in str(raised.value)
+    with pytest.raises(SpecError, match="needs a url"):
+        parse_spec(base + "monitoring:\n  channels: {hook: {kind: slack}}\n")

@@ -13,6 +13,8 @@ Object model (every model is a frozen pydantic model that forbids unknown fields
     ├── drift            DriftThresholds: psi, psi_warn, js, wasserstein, ks_pvalue, ...
     ├── retraining       Retraining: triggers [Trigger: kind + the fields that kind needs]
     ├── governance       Governance: approvals_required, roles, allow_override
+    ├── monitoring       Monitoring: log (PredictionLogSettings), alerts [AlertRule],
+    │                    cooldown, channels {name: Channel}, on_call {severity: [channel]}
     └── training         Training: imbalance, target_ratio, seed, families,
                          search (SearchSettings: method, trials, folds, engine)
 
@@ -552,6 +554,112 @@ class FairnessLimits(_Model):
         }
 
 
+Severity = Literal["info", "warning", "critical"]
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+
+
+class PredictionLogSettings(_Model):
+    """What the inference server logs of each prediction, and for how long.
+
+    Columns named in ``columns.pii`` never reach disk as sent: ``pii: hash``
+    stores a keyed hash (HMAC-SHA256 with the key in ``MODELYARD_PII_KEY``, or
+    one generated into the project's ``.modelyard`` folder), ``pii: drop``
+    leaves them out.
+    """
+
+    enabled: Annotated[bool, Strict()] = True
+    sample_rate: Annotated[float, Strict(), Field(gt=0, le=1)] = 1.0
+    pii: Literal["hash", "drop"] = "hash"
+    flush_rows: Annotated[int, Strict(), Field(ge=1)] = 10_000
+    flush_seconds: Positive = 5.0
+    buffer_rows: Annotated[int, Strict(), Field(ge=1)] = 200_000
+    retention: str = "30d"
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class AlertRule(_Model):
+    """Alert when ``metric`` over the last ``window`` is above (or below) ``threshold``.
+
+    ``metric``: a system metric (``error_rate``, ``p99_latency_ms``,
+    ``throughput_rps``), a drift measure (``drift_share``, ``prediction_drift``,
+    ``drift:<feature>``), or a model metric realised on labelled feedback
+    (``roc_auc``, ``recall``, … from the metric catalogue). Windows with fewer
+    than ``min_samples`` predictions (or labels) are not judged.
+    """
+
+    name: str
+    metric: str
+    threshold: Annotated[float, Strict()]
+    direction: Literal["above", "below"] = "above"
+    window: str = "1h"
+    min_samples: Annotated[int, Strict(), Field(ge=1)] = 100
+    severity: Severity = "warning"
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class Channel(_Model):
+    """Where an alert goes: a JSON webhook, a Slack-compatible webhook, or e-mail (SMTP)."""
+
+    kind: Literal["webhook", "slack", "email"]
+    url: str | None = None
+    to: tuple[str, ...] = ()
+    smtp_host: str = "localhost"
+    smtp_port: Annotated[int, Strict(), Field(ge=1, le=65535)] = 25
+    sender: str = "modelyard@localhost"
+
+    @model_validator(mode="after")
+    def _target(self) -> Self:
+        if self.kind in ("webhook", "slack") and not self.url:
+            raise_problems([(("url",), f"a {self.kind} channel needs a url")])
+        if self.kind == "email" and not self.to:
+            raise_problems([(("to",), "an email channel needs at least one address in 'to'")])
+        return self
+
+
+class Monitoring(_Model):
+    """The prediction log, alert rules, and who hears about an alert."""
+
+    log: PredictionLogSettings = Field(default_factory=PredictionLogSettings)
+    alerts: tuple[AlertRule, ...] = Field(default_factory=tuple)
+    cooldown: str = "1h"
+    channels: dict[str, Channel] = Field(default_factory=dict)
+    on_call: dict[Severity, tuple[str, ...]] = Field(default_factory=dict)
+
+    @field_validator("cooldown")
+    @classmethod
+    def _cooldown(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _known_channels(self) -> Self:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for severity, names in self.on_call.items():
+            for i, name in enumerate(names):
+                if name not in self.channels:
+                    known = ", ".join(sorted(self.channels)) or "none defined"
+                    problems.append(
+                        (("on_call", severity, i), f"unknown channel {name!r} ({known})")
+                    )
+        rules = [rule.name for rule in self.alerts]
+        for i, rule in enumerate(rules):
+            if rules.index(rule) != i:
+                problems.append((("alerts", i, "name"), f"duplicate alert name {rule!r}"))
+        if problems:
+            raise_problems(problems)
+        return self
+
+
 class SearchSettings(_Model):
     """Hyper-parameter search for each family that has a search space."""
 
@@ -632,6 +740,7 @@ class Spec(_Model):
     governance: Governance = Field(default_factory=Governance)
     fairness: FairnessLimits = Field(default_factory=FairnessLimits)
     training: Training = Field(default_factory=Training)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
 
     @model_validator(mode="before")
     @classmethod
@@ -751,6 +860,8 @@ class Spec(_Model):
             del values["training"]  # specs written before the section keep their version
         if self.fairness == FairnessLimits():
             del values["fairness"]
+        if self.monitoring == Monitoring():
+            del values["monitoring"]
         canonical = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
