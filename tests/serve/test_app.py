@@ -257,12 +257,23 @@ def test_wrong_method_large_body_and_unknown_path(served: Any) -> None:
     assert response.status_code == 413 and "MiB" in response.json()["error"]["message"]
 
 
-def test_prediction_hooks_see_every_answer(served: Any) -> None:
+def test_prediction_hooks_see_every_answer_and_every_answer_gets_an_id(served: Any) -> None:
     model, records = served
     seen: list[Any] = []
     client = TestClient(create_app(model, hooks=[seen.append]))
     client.post("/v2/models/loans/infer", json={"id": "abc", "inputs": _columns(records)})
-    client.post("/v1/models/loans:predict", json={"records": records[:2]})
-    assert [e.request_id for e in seen] == ["abc", None]
-    assert [e.rows.n for e in seen] == [5, 2] and seen[0].model.version == 3
+    v1 = client.post("/v1/models/loans:predict", json={"records": records[:2]})
+    mlflow = client.post(
+        "/invocations", json={"dataframe_records": records[:1]}, headers={"x-request-id": "r-9"}
+    )
+    made = v1.json()["request_id"]
+    assert len(made) == 32 and v1.headers["x-request-id"] == made
+    assert mlflow.headers["x-request-id"] == "r-9"
+    assert [e.request_id for e in seen] == ["abc", made, "r-9"]
+    assert [e.rows.n for e in seen] == [5, 2, 1] and seen[0].model.version == 3
     np.testing.assert_allclose(seen[0].prediction.scores, _expected(model, records))
+
+
+def test_without_hooks_no_id_is_made(client: TestClient, served: Any) -> None:
+    response = client.post("/v1/models/loans:predict", json={"records": served[1][:1]})
+    assert "request_id" not in response.json() and "x-request-id" not in response.headers

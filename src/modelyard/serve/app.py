@@ -20,6 +20,7 @@ import asyncio
 import logging
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -298,7 +299,11 @@ class InferenceApp:
 
     # -- inference -------------------------------------------------------------
 
-    async def _score(self, live: Live, rows: Rows, request_id: str | None) -> Prediction:
+    async def _score(
+        self, live: Live, rows: Rows, request_id: str | None
+    ) -> tuple[Prediction, str | None]:
+        """Score ``rows``; with prediction hooks (the log) every request gets an id, made
+        here when the client sent none, so that its labels can be attached later."""
         started = time.perf_counter()
         model = live.model
         X = model.signature.encode(rows)
@@ -307,10 +312,11 @@ class InferenceApp:
         scores = await live.batcher.score(X)
         result = prediction(model.bundle, scores)
         if self.hooks:
+            request_id = request_id or uuid.uuid4().hex
             event = Scored(request_id, model, rows, result, time.perf_counter() - started)
             for hook in self.hooks:
                 hook(event)
-        return result
+        return result, request_id
 
     def _check(self, live: Live, request: Request) -> ServedModel:
         model = live.model
@@ -334,7 +340,7 @@ class InferenceApp:
             model.signature,
             int(json_length) if json_length.isdigit() else None,
         )
-        result = await self._score(live, rows, request_id)
+        result, request_id = await self._score(live, rows, request_id)
         payload: dict[str, Any] = {
             "model_name": model.name,
             "model_version": str(model.version),
@@ -348,20 +354,23 @@ class InferenceApp:
         live = self.live
         content_type = request.header(b"content-type").lower()
         rows = parse_mlflow(await request.body(), content_type, live.model.signature)
-        result = await self._score(live, rows, None)
-        return 200, orjson.dumps({"predictions": result.scores.tolist()}), JSON, None
+        result, request_id = await self._score(live, rows, request.header(b"x-request-id") or None)
+        body = orjson.dumps({"predictions": result.scores.tolist()})
+        return 200, body, JSON, _request_id_header(request_id)
 
     async def _predict_v1(self, request: Request) -> Reply:
         live = self.live
         model = self._check(live, request)
         rows = parse_v1(await request.body(), model.signature)
-        result = await self._score(live, rows, None)
-        payload = {
+        result, request_id = await self._score(live, rows, request.header(b"x-request-id") or None)
+        payload: dict[str, Any] = {
             "model": model.name,
             "version": model.version,
             "predictions": v1_predictions(result),
         }
-        return 200, orjson.dumps(payload), JSON, None
+        if request_id is not None:
+            payload["request_id"] = request_id
+        return 200, orjson.dumps(payload), JSON, _request_id_header(request_id)
 
     # -- metadata, health, operations -------------------------------------------
 
@@ -426,6 +435,10 @@ class InferenceApp:
 
     async def _not_allowed(self, request: Request) -> Reply:
         raise MethodNotAllowed(f"{request.scope['method']} is not allowed on this path.")
+
+
+def _request_id_header(request_id: str | None) -> Headers | None:
+    return [(b"x-request-id", request_id.encode("latin-1"))] if request_id else None
 
 
 def _retry_after(exc: ModelyardError) -> Headers | None:
