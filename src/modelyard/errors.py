@@ -123,3 +123,9 @@ class InvalidInputError(ModelyardError):
     """A request or an argument is malformed."""
 
     http_status = 422
+
+
+class NotificationError(ModelyardError):
+    """An alert channel could not be reached, or refused the notification."""
+
+    http_status = 502

@@ -267,7 +267,7 @@ def test_prediction_hooks_see_every_answer_and_every_answer_gets_an_id(served: A
         "/invocations", json={"dataframe_records": records[:1]}, headers={"x-request-id": "r-9"}
     )
     made = v1.json()["request_id"]
-    assert len(made) == 32 and v1.headers["x-request-id"] == made
+    assert len(made) > 16 and v1.headers["x-request-id"] == made
     assert mlflow.headers["x-request-id"] == "r-9"
     assert [e.request_id for e in seen] == ["abc", made, "r-9"]
     assert [e.rows.n for e in seen] == [5, 2, 1] and seen[0].model.version == 3

@@ -23,6 +23,8 @@ import httpx
 import numpy as np
 import pytest
 
+from modelyard.monitor.feedback import read_feedback
+from modelyard.monitor.predlog import read_predictions
 from modelyard.registry.versions import resolve
 
 if TYPE_CHECKING:
@@ -238,6 +240,36 @@ def test_sigterm_answers_the_requests_waiting_in_the_batcher_then_exits(
     # uvicorn re-raises the signal it caught once it has shut down cleanly
     assert code == -signal.SIGTERM, log
     assert "Traceback" not in log and "ERROR" not in log, log
+    # what was buffered in the prediction log reached disk before the process ended
+    ids = [r.json()["request_id"] for r in responses]
+    logged = read_predictions(demo_model.project, "loans").to_pylist()
+    by_id = {row["request_id"]: row for row in logged if row["request_id"] in ids}
+    assert sorted(by_id) == sorted(ids)
+    np.testing.assert_allclose([by_id[i]["score"] for i in ids], scores, atol=1e-12)
+
+
+def test_feedback_posted_to_the_server_is_stored_against_the_logged_request(
+    plain: ServerProcess, demo_model: DemoModel
+) -> None:
+    records = demo_model.records(2, complete=True)
+    answer = httpx.post(
+        f"{plain.url}/v1/models/loans:predict", json={"records": records}, timeout=30
+    ).json()
+    request_id = answer["request_id"]
+    feedback = [{"request_id": request_id, "row": i, "label": i % 2} for i in range(2)]
+    response = httpx.post(f"{plain.url}/v1/feedback", json={"feedback": feedback}, timeout=30)
+    assert response.json() == {"accepted": 2}
+    bad = httpx.post(f"{plain.url}/v1/feedback", json={"feedback": [{"row": 0}]}, timeout=30)
+    assert bad.status_code == 422 and "request_id" in bad.json()["error"]["message"]
+    _wait_for(
+        lambda: {(r["request_id"], r["row"]) for r in _feedback_rows(demo_model)}
+        >= {(request_id, 0), (request_id, 1)},
+        "the feedback to be flushed to disk",
+    )
+
+
+def _feedback_rows(demo_model: DemoModel) -> list[dict[str, Any]]:
+    return list(read_feedback(demo_model.project, "loans").to_pylist())
 
 
 def _v1_answered(server: ServerProcess) -> dict[str, float]:

@@ -17,6 +17,7 @@ from modelyard.cli import data_checks, data_labels, evaluate, predict, serve, tr
 from modelyard.cli._common import SpecOption, console
 from modelyard.cli.audit import audit_app
 from modelyard.cli.data import data_app
+from modelyard.cli.feedback import feedback_app
 from modelyard.cli.models import models_app
 from modelyard.cli.monitor import monitor_app
 from modelyard.cli.runs import runs_app
@@ -42,6 +43,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 app.add_typer(monitor_app, name="monitor")
+app.add_typer(feedback_app, name="feedback")
 # Modules that add their commands to a group above when imported.
 COMMAND_MODULES = (data_checks, data_labels, train)
 

@@ -169,8 +169,6 @@ def encode_value(f: FeatureField, value: Any) -> tuple[float, str | None]:
         number = float(value)
         if math.isinf(number):
             return NAN, "expected a finite number"
-        if math.isnan(number):  # a CSV "nan": missing, as null is
-            return NAN, None if f.nullable else "required: this field may not be null"
         return number, None
     if isinstance(value, str):
         return f.code(value), None

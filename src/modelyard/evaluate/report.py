@@ -68,7 +68,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from functools import cache
@@ -84,6 +83,7 @@ from modelyard.errors import InvalidInputError
 from modelyard.evaluate import plots
 from modelyard.evaluate.gates import check_gates
 from modelyard.evaluate.metrics import task_report
+from modelyard.files import write_text_atomically
 from modelyard.spec import METRICS, Spec
 
 __all__ = [
@@ -544,20 +544,8 @@ def write_report(
     page = _render(plain)
     if json_path is not None:
         text = json.dumps(plain, indent=2, ensure_ascii=False, allow_nan=False)
-        _write_atomically(Path(json_path), text + "\n")
-    _write_atomically(Path(html_path), page)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        write_text_atomically(Path(json_path), text + "\n", make_parents=True)
+    write_text_atomically(Path(html_path), page, make_parents=True)
 
 
 @cache

@@ -74,7 +74,7 @@ class ServerMetrics:
         self.rows += rows
         self.batches.observe(rows)
 
-    def render(self, queued_rows: int) -> bytes:
+    def render(self, queued_rows: int, logged: dict[str, int] | None = None) -> bytes:
         pid = f'pid="{self.pid}"'
         name, version, runtime = self.model
         lines = [
@@ -122,9 +122,21 @@ class ServerMetrics:
             "# HELP modelyard_model_reloads_total Model versions swapped in while serving.",
             "# TYPE modelyard_model_reloads_total counter",
             f"modelyard_model_reloads_total{{{pid}}} {self.reloads}",
+            *_log_lines(pid, logged),
             *_process_lines(pid, self.started),
         ]
         return ("\n".join(lines) + "\n").encode()
+
+
+def _log_lines(pid: str, logged: dict[str, int] | None) -> list[str]:
+    if logged is None:
+        return []
+    return [
+        "# HELP modelyard_prediction_log_rows_total Rows the prediction log wrote or dropped.",
+        "# TYPE modelyard_prediction_log_rows_total counter",
+        f'modelyard_prediction_log_rows_total{{{pid},state="written"}} {logged.get("written", 0)}',
+        f'modelyard_prediction_log_rows_total{{{pid},state="dropped"}} {logged.get("dropped", 0)}',
+    ]
 
 
 def _process_lines(pid: str, started: float) -> list[str]:

@@ -109,6 +109,14 @@ def document(model: ServedModel) -> dict[str, Any]:
                 "RecordsResponse",
             )
         },
+        "/v1/feedback": {
+            "post": _post(
+                "Attach true labels to logged predictions, by request id",
+                "Monitoring",
+                json_body("FeedbackRequest"),
+                "FeedbackResponse",
+            )
+        },
         "/v2/repository/models/{name}/load": {
             "post": {
                 "summary": "Re-resolve the served alias and swap in its version",
@@ -284,6 +292,29 @@ def _schemas(model: ServedModel) -> dict[str, Any]:
             "type": "object",
             "required": ["predictions"],
             "properties": {"predictions": {"type": "array"}},
+        },
+        "FeedbackRequest": {
+            "type": "object",
+            "required": ["feedback"],
+            "properties": {
+                "feedback": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["request_id", "label"],
+                        "properties": {
+                            "request_id": {"type": "string"},
+                            "row": {"type": "integer", "minimum": 0},
+                            "label": {},
+                        },
+                    },
+                }
+            },
+        },
+        "FeedbackResponse": {
+            "type": "object",
+            "required": ["accepted"],
+            "properties": {"accepted": {"type": "integer"}},
         },
         "RecordsRequest": {
             "type": "object",

@@ -320,10 +320,11 @@ def _csv(body: bytes, signature: Signature) -> Rows:
 
 
 def _numbers(values: list[Any]) -> list[Any]:
-    """CSV cells of a numeric column: '' is missing, text stays text (and is reported)."""
+    """CSV cells of a numeric column: '' and 'nan' are missing, text stays text (and is
+    reported)."""
     out: list[Any] = []
     for value in values:
-        if value == "":
+        if value == "" or value.lower() == "nan":
             out.append(None)
             continue
         try:

@@ -16,9 +16,14 @@ import json
 import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelyard.serve.app import InferenceApp, ServeOptions, create_app
 from modelyard.serve.model import load_served
+
+if TYPE_CHECKING:
+    from modelyard.monitor.feedback import FeedbackLog
+    from modelyard.monitor.predlog import PredictionLog
 
 ENV_SPEC = "MODELYARD_SERVE_SPEC"
 ENV_MODEL = "MODELYARD_SERVE_MODEL"
@@ -33,14 +38,36 @@ def app_from_env() -> InferenceApp:
     ref = os.environ[ENV_MODEL]
     runtime = os.environ.get(ENV_RUNTIME, "auto")
     options = ServeOptions(**json.loads(os.environ.get(ENV_OPTIONS, "{}")))
+    served = load_served(spec, ref, runtime)
+    prediction_log, feedback = _monitoring_logs(spec, served.name)
     app = create_app(
-        load_served(spec, ref, runtime),
+        served,
         options,
         reload=lambda: load_served(spec, ref, runtime),
+        prediction_log=prediction_log,
+        feedback=feedback,
     )
     gc.collect()
     gc.freeze()
     return app
+
+
+def _monitoring_logs(
+    spec: str | None, model: str
+) -> tuple[PredictionLog | None, FeedbackLog | None]:
+    """This worker's prediction and feedback logs, unless the spec turns logging off."""
+    from modelyard.monitor.feedback import FeedbackLog
+    from modelyard.monitor.predlog import PredictionLog
+    from modelyard.project import Project
+
+    project = Project.open(spec)
+    try:
+        prediction_log = PredictionLog.for_project(project, model)
+        if prediction_log is None:
+            return None, None
+        return prediction_log, FeedbackLog.for_project(project, model)
+    finally:
+        project.close()
 
 
 def run_server(

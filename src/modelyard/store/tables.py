@@ -21,7 +21,8 @@ a revision there.
               │        └─ run_inputs ── dataset_versions
               ├─ registered_models ── model_versions ─┬─ model_aliases
               │                                       └─ approvals ── users ── api_tokens
-              └─ deployments ── model_versions
+              ├─ deployments ── model_versions
+              └─ alerts (monitoring: one row per firing or suppressed episode of a rule)
     audit_events (no foreign keys: the log outlives what it describes)
 """
 
@@ -425,3 +426,45 @@ class AuditEvent(Base):
     payload: Mapped[Any] = mapped_column(JSON_TYPE, nullable=True)
     prev_hash: Mapped[str | None] = mapped_column(HASH)
     hash: Mapped[str] = mapped_column(HASH, unique=True)
+
+
+# ---------------------------------------------------------------- monitoring (0004)
+
+ALERT_STATES = ("firing", "resolved", "suppressed")
+
+
+class Alert(Base):
+    """One episode of an alert rule on a model: it fired (then resolved), or was suppressed.
+
+    An episode is open while ``resolved_at`` is null. ``notifications`` lists
+    each delivery attempt: ``{"event", "channel", "ok", "error", "at"}``.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        sa.Index(
+            "ix_alerts_project_id_model_rule_started_at",
+            "project_id",
+            "model",
+            "rule",
+            "started_at",
+        ),
+        _one_of("state", ALERT_STATES),
+    )
+
+    id: Mapped[str] = _id()
+    project_id: Mapped[str] = _fk("projects.id", "CASCADE")
+    model: Mapped[str] = mapped_column(NAME)
+    version: Mapped[int | None]
+    rule: Mapped[str] = mapped_column(NAME)
+    metric: Mapped[str] = mapped_column(NAME)
+    severity: Mapped[str] = mapped_column(sa.String(16))
+    state: Mapped[str] = mapped_column(sa.String(16))
+    value: Mapped[float | None]
+    threshold: Mapped[float]
+    direction: Mapped[str] = mapped_column(sa.String(8))
+    window_seconds: Mapped[int] = mapped_column(sa.BigInteger)
+    started_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    last_evaluated_at: Mapped[datetime]
+    notifications: Mapped[Any] = mapped_column(JSON_TYPE, default=list)

@@ -1,0 +1,107 @@
+"""The drift report as one self-contained HTML page and its JSON twin.
+
+    write_drift_report(report, html="drift.html", json_path="drift.json")
+    page = render_drift_report(report)
+
+The JSON is ``DriftReport.to_dict()`` (format ``modelyard.drift/1``): per
+column the deciding test, value, threshold and verdict, the missing rates,
+every statistic, and the bin shares on both sides. The page shows the
+verdict, a table of every column, and per column a bar chart of its bin
+shares, reference against current, drawn as inline SVG by
+``modelyard.evaluate.plots`` (nothing is fetched; user text is escaped).
+Columns with more than ``MAX_BARS`` bins show the bins that moved most and
+one "other" bar. Non-finite numbers are written as ``null``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from modelyard.evaluate.plots import drift_plot
+from modelyard.files import write_text_atomically
+from modelyard.monitor.drift import DriftReport, FeatureDrift
+
+__all__ = ["MAX_BARS", "render_drift_report", "write_drift_report"]
+
+MAX_BARS = 16
+
+
+def render_drift_report(report: DriftReport) -> str:
+    """The report as one HTML page."""
+    template = template_environment().get_template("drift.html.j2")
+    return template.render(
+        report=report.to_dict(), figures=[drift_figure(f) for f in report.features]
+    )
+
+
+def write_drift_report(
+    report: DriftReport,
+    html: str | os.PathLike[str] | None = None,
+    json_path: str | os.PathLike[str] | None = None,
+) -> None:
+    """Write the HTML page and/or the JSON twin; each file appears whole or not at all."""
+    if json_path is not None:
+        text = json.dumps(report.to_dict(), indent=2, ensure_ascii=False, allow_nan=False)
+        write_text_atomically(Path(json_path), text + "\n")
+    if html is not None:
+        write_text_atomically(Path(html), render_drift_report(report))
+
+
+def drift_figure(feature: FeatureDrift) -> dict[str, Any]:
+    labels, reference, current = _bars(feature)
+    return {
+        "feature": feature.feature,
+        "plot": drift_plot(feature.feature, labels, reference, current),
+    }
+
+
+def _bars(feature: FeatureDrift) -> tuple[list[str], list[float], list[float]]:
+    """The bins to draw: all of them, or the ``MAX_BARS - 1`` that moved most and "other"."""
+    labels = list(feature.bins)
+    reference, current = list(feature.shares[0]), list(feature.shares[1])
+    if len(labels) <= MAX_BARS:
+        return labels, reference, current
+    moved = sorted(range(len(labels)), key=lambda i: -abs(current[i] - reference[i]))
+    shown = sorted(moved[: MAX_BARS - 1])
+    rest = moved[MAX_BARS - 1 :]
+    return (
+        [labels[i] for i in shown] + [f"{len(rest)} other"],
+        [reference[i] for i in shown] + [sum(reference[i] for i in rest)],
+        [current[i] for i in shown] + [sum(current[i] for i in rest)],
+    )
+
+
+@cache
+def template_environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("modelyard.monitor", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = _number
+    env.filters["pct"] = _percent
+    return env
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if abs(value) >= 1e4 or (value != 0 and abs(value) < 1e-3):
+        return f"{value:.3g}"
+    return f"{value:.4f}".rstrip("0").rstrip(".") if value else "0"
+
+
+def _percent(value: Any) -> str:
+    return "—" if value is None else f"{100 * value:.1f} %"
