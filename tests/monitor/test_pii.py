@@ -33,8 +33,9 @@ def test_hash_values_is_hmac_sha256_of_the_utf8_text() -> None:
 
 
 def test_the_digest_depends_on_the_key() -> None:
-    first, second = hash_values(["alice@example.com"], b"a" * 32), hash_values(
-        ["alice@example.com"], b"b" * 32
+    first, second = (
+        hash_values(["alice@example.com"], b"a" * 32),
+        hash_values(["alice@example.com"], b"b" * 32),
     )
     assert first != second
     assert first != [hashlib.sha256(b"alice@example.com").hexdigest()]  # not an unkeyed hash

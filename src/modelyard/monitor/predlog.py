@@ -460,7 +460,8 @@ class _PredictionSegments(SegmentWriter):
             pa.array(block[:, 2], pa.float32()),
         ]
         inputs, number, text = [], len(BLOCK_HEAD), 0
-        for numeric, f in zip(self._numeric, self.schema.names[len(HEAD) :], strict=False):
+        names = self.schema.names[len(HEAD) : len(self.schema) - len(OUTPUTS)]
+        for numeric, f in zip(self._numeric, names, strict=True):
             if numeric:
                 inputs.append(pa.array(block[:, number], from_pandas=True))  # NaN: missing
                 number += 1
@@ -844,11 +845,13 @@ def apply_retention(
 __all__ = [
     "ENV_PREDICTIONS",
     "FIXED",
+    "TIMESTAMP",
     "PredictionLog",
     "ScoredRequest",
     "SegmentWriter",
     "apply_retention",
     "feedback_root",
+    "model_folder",
     "predictions_root",
     "read_predictions",
 ]
