@@ -16,11 +16,12 @@ string categories; PII hashed or left out), then ``score``, ``label`` and
 ``confidence``. Each segment is written whole under a temporary name and
 renamed, so a reader never sees half a file.
 
-``record`` runs on the server's event loop, so it only appends the request's
-values to one flat list per column (PII hashed *before* anything is
-buffered): a bounded buffer that a daemon thread turns into Arrow columns and
-Parquet (``SegmentWriter``). When the disk cannot keep up the buffer fills,
-and further rows are dropped and counted (``stats()``) rather than making a
+``record`` runs on the server's event loop, so it only copies the request's
+values into compact buffers — numbers into float64 blocks, text into flat
+lists — with PII hashed *before* anything is buffered (a few µs a request).
+A daemon thread turns the buffer into Arrow columns and Parquet
+(``SegmentWriter``). When the disk cannot keep up the buffer fills, and
+further rows are dropped and counted (``stats()``) rather than making a
 request wait. The feedback log (labels arriving later) is written with the
 same ``SegmentWriter``.
 """
