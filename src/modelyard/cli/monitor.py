@@ -154,7 +154,6 @@ def _number(value: float | None) -> str:
     )
 
 
-
 monitor_app.command("performance")(performance_command)
 monitor_app.command("health")(health_command)
 monitor_app.command("run")(run_command)

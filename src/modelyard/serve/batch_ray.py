@@ -19,11 +19,10 @@ cluster at ``RAY_ADDRESS``, else a local instance with one worker per CPU.
 from __future__ import annotations
 
 import logging
-import os
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from modelyard import ray_cluster
 from modelyard.errors import ServingError
 from modelyard.serve.batch import (
     DEFAULT_CHUNK_ROWS,
@@ -50,7 +50,6 @@ from modelyard.serve.batch import (
 )
 from modelyard.train.bundle import ModelBundle
 
-RAY_ADDRESS_ENV = "RAY_ADDRESS"
 REJECTED = "_rejected"  # per row: a list of {field, reason}, empty for a scored row
 
 
@@ -183,35 +182,6 @@ def unpack(batch: pa.Table, first_row: int) -> ChunkResult:
     return ChunkResult(scores, rejects)
 
 
-@contextmanager
-def ray_session() -> Iterator[Any]:
-    """Ray, connected: to ``RAY_ADDRESS`` if set, else a new local instance; disconnected
-    afterwards if this call connected it."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise ServingError(
-            "The Ray engine needs Ray, which is not installed: pip install 'modelyard[ray]', "
-            "or score with --engine local."
-        ) from exc
-    if ray.is_initialized():
-        yield ray
-        return
-    options: dict[str, Any] = {
-        "include_dashboard": False,
-        "log_to_driver": False,
-        "logging_level": logging.ERROR,  # not its notes on auth tokens and dashboards
-    }
-    if not os.environ.get(RAY_ADDRESS_ENV):
-        options |= {"address": "local", "num_cpus": os.cpu_count() or 2}
-    try:
-        ray.init(**options)
-    except Exception as exc:
-        raise ServingError(
-            f"Cannot start or reach Ray ({type(exc).__name__}: {exc}). Check {RAY_ADDRESS_ENV} "
-            "(unset it to start a local instance), or score with --engine local."
-        ) from exc
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
+def ray_session() -> AbstractContextManager[Any]:
+    """Ray for batch scoring: ``modelyard.ray_cluster.ray_session`` with its errors."""
+    return ray_cluster.ray_session(ServingError, "score with --engine local")

@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from modelyard.errors import TrainingError
+from modelyard.ray_cluster import ray_session
 from modelyard.train.crossval import CVJob
-
-RAY_ADDRESS_ENV = "RAY_ADDRESS"
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,7 @@ def open_engine(name: str, job: CVJob) -> Iterator[Engine]:
     if name == "local":
         yield LocalEngine(job)
     elif name == "ray":
-        with _ray_session() as ray:
+        with ray_session(TrainingError, "search with engine='local'") as ray:
             engine = RayEngine(job, ray)
             try:
                 yield engine
@@ -145,43 +144,3 @@ def open_engine(name: str, job: CVJob) -> Iterator[Engine]:
                 engine.cancel()
     else:
         raise TrainingError(f"Unknown search engine {name!r}; use 'local' or 'ray'.")
-
-
-@contextmanager
-def _ray_session() -> Iterator[Any]:
-    """Ray, connected: to the cluster at ``RAY_ADDRESS`` if set, else a local instance
-    with one worker per CPU. Disconnects afterwards if it connected, and only then."""
-    ray = import_ray()
-    if ray.is_initialized():
-        yield ray
-        return
-    options: dict[str, Any] = {
-        "include_dashboard": False,
-        "log_to_driver": False,
-        "ignore_reinit_error": True,
-    }
-    if not os.environ.get(RAY_ADDRESS_ENV):  # a new instance, even if `ray start` ran here
-        options |= {"address": "local", "num_cpus": os.cpu_count() or 2}
-    try:
-        ray.init(**options)
-    except Exception as exc:
-        raise TrainingError(
-            f"Cannot start or reach Ray ({type(exc).__name__}: {exc}). Check {RAY_ADDRESS_ENV} "
-            "(unset it to start a local instance), or search with engine='local'."
-        ) from exc
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
-
-def import_ray() -> Any:
-    """The ``ray`` module, or a ``TrainingError`` that says how to install it."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise TrainingError(
-            "The Ray search engine needs Ray, which is not installed: "
-            "install modelyard[ray] (pip install 'modelyard[ray]'), or use engine='local'."
-        ) from exc
-    return ray
