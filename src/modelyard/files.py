@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from modelyard.errors import InvalidInputError
 
@@ -29,3 +31,13 @@ def write_text_atomically(path: Path, text: str, *, make_parents: bool = False) 
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def json_text(data: Any) -> str:
+    """The JSON twin of a report as every report writes it: indented, UTF-8, no NaN."""
+    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def write_json_atomically(path: Path, data: Any, *, make_parents: bool = False) -> None:
+    """``json_text(data)`` written with ``write_text_atomically``."""
+    write_text_atomically(path, json_text(data), make_parents=make_parents)

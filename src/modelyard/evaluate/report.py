@@ -65,7 +65,6 @@ more than ``SLICE_GAP`` worse, relatively), perturbations that flip at least
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -83,7 +82,7 @@ from modelyard.errors import InvalidInputError
 from modelyard.evaluate import plots
 from modelyard.evaluate.gates import check_gates
 from modelyard.evaluate.metrics import task_report
-from modelyard.files import write_text_atomically
+from modelyard.files import write_json_atomically, write_text_atomically
 from modelyard.spec import METRICS, Spec
 
 __all__ = [
@@ -543,8 +542,7 @@ def write_report(
     plain = _complete(evaluation)
     page = _render(plain)
     if json_path is not None:
-        text = json.dumps(plain, indent=2, ensure_ascii=False, allow_nan=False)
-        write_text_atomically(Path(json_path), text + "\n", make_parents=True)
+        write_json_atomically(Path(json_path), plain, make_parents=True)
     write_text_atomically(Path(html_path), page, make_parents=True)
 
 

@@ -34,7 +34,6 @@ holds them hashed or not at all. ``MonitorReport.to_dict()`` is the JSON twin
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -49,7 +48,7 @@ from markupsafe import Markup, escape
 
 from modelyard.errors import DataError, InvalidInputError, NotFoundError
 from modelyard.evaluate import plots
-from modelyard.files import write_text_atomically
+from modelyard.files import write_json_atomically, write_text_atomically
 from modelyard.monitor.baseline import fit_baseline
 from modelyard.monitor.drift import DriftReport, FeatureDrift, detect_drift, prediction_drift
 from modelyard.monitor.health import HealthSummary, health_summary
@@ -239,8 +238,7 @@ def write_monitor_report(
 ) -> None:
     """Write the HTML page and/or the JSON twin; each file appears whole or not at all."""
     if json_path is not None:
-        text = json.dumps(report.to_dict(), indent=2, ensure_ascii=False, allow_nan=False)
-        write_text_atomically(Path(json_path), text + "\n")
+        write_json_atomically(Path(json_path), report.to_dict())
     if html is not None:
         write_text_atomically(Path(html), render_monitor_report(report))
 

@@ -15,7 +15,6 @@ one "other" bar. Non-finite numbers are written as ``null``.
 
 from __future__ import annotations
 
-import json
 import os
 from functools import cache
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from modelyard.evaluate.plots import drift_plot
-from modelyard.files import write_text_atomically
+from modelyard.files import write_json_atomically, write_text_atomically
 from modelyard.monitor.drift import DriftReport, FeatureDrift
 
 __all__ = ["MAX_BARS", "render_drift_report", "write_drift_report"]
@@ -47,8 +46,7 @@ def write_drift_report(
 ) -> None:
     """Write the HTML page and/or the JSON twin; each file appears whole or not at all."""
     if json_path is not None:
-        text = json.dumps(report.to_dict(), indent=2, ensure_ascii=False, allow_nan=False)
-        write_text_atomically(Path(json_path), text + "\n")
+        write_json_atomically(Path(json_path), report.to_dict())
     if html is not None:
         write_text_atomically(Path(html), render_drift_report(report))
 

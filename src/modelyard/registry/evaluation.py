@@ -39,7 +39,6 @@ so that McNemar's test is reported.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tempfile
@@ -62,6 +61,7 @@ from modelyard.evaluate.gates import check_gates
 from modelyard.evaluate.report import build_evaluation, model_card
 from modelyard.evaluate.robustness import robustness_report
 from modelyard.evaluate.slices import SliceResult, named_slices, worst_slices
+from modelyard.files import json_text
 from modelyard.project import Project
 from modelyard.registry.versions import ModelVersion, record_evaluation, resolve
 from modelyard.spec import Spec
@@ -224,8 +224,7 @@ def _store(
 
 def report_bytes(evaluation: dict[str, Any]) -> bytes:
     """The JSON report exactly as ``report.write_report`` writes it (and as it is stored)."""
-    text = json.dumps(evaluation, indent=2, ensure_ascii=False, allow_nan=False)
-    return (text + "\n").encode("utf-8")
+    return json_text(evaluation).encode("utf-8")
 
 
 def compare_versions(
