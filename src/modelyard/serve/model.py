@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from modelyard.errors import ServingError
 from modelyard.serve.signature import Signature
 from modelyard.store import ArtifactStore
 from modelyard.train.bundle import ModelBundle
+
+if TYPE_CHECKING:
+    from modelyard.project import Project
 
 RUNTIMES = ("auto", "native", "onnx")
 ONNX_SERVE_TOLERANCE = 1e-6
@@ -52,18 +55,24 @@ class ServedModel:
 
 
 def load_served(spec_path: str | Path | None, ref: str, runtime: str = "auto") -> ServedModel:
-    """Resolve ``ref`` in the project, load its verified bundle and pick the runtime."""
+    """Open the project, then ``served_from`` it."""
     from modelyard.project import Project
-    from modelyard.registry.versions import resolve
-    from modelyard.train.bundle import load_bundle
 
     project = Project.open(spec_path)
     try:
-        version = resolve(project, ref)
-        bundle = load_bundle(project.artifacts, version.digest)
-        chosen, score = select_runtime(bundle, project.artifacts, runtime)
+        return served_from(project, ref, runtime)
     finally:
         project.close()
+
+
+def served_from(project: Project, ref: str, runtime: str = "auto") -> ServedModel:
+    """Resolve ``ref`` in ``project``, load its verified bundle and pick the runtime."""
+    from modelyard.registry.versions import resolve
+    from modelyard.train.bundle import load_bundle
+
+    version = resolve(project, ref)
+    bundle = load_bundle(project.artifacts, version.digest)
+    chosen, score = select_runtime(bundle, project.artifacts, runtime)
     return ServedModel(version.name, version.version, bundle, chosen, score)
 
 

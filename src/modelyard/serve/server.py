@@ -18,8 +18,9 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelyard.project import Project
 from modelyard.serve.app import InferenceApp, ServeOptions, create_app
-from modelyard.serve.model import load_served
+from modelyard.serve.model import load_served, served_from
 
 if TYPE_CHECKING:
     from modelyard.monitor.feedback import FeedbackLog
@@ -38,8 +39,12 @@ def app_from_env() -> InferenceApp:
     ref = os.environ[ENV_MODEL]
     runtime = os.environ.get(ENV_RUNTIME, "auto")
     options = ServeOptions(**json.loads(os.environ.get(ENV_OPTIONS, "{}")))
-    served = load_served(spec, ref, runtime)
-    prediction_log, feedback = _monitoring_logs(spec, served.name)
+    project = Project.open(spec)
+    try:  # one opening of the project for the model and its logs
+        served = served_from(project, ref, runtime)
+        prediction_log, feedback = _monitoring_logs(project, served.name)
+    finally:
+        project.close()
     app = create_app(
         served,
         options,
@@ -53,21 +58,16 @@ def app_from_env() -> InferenceApp:
 
 
 def _monitoring_logs(
-    spec: str | None, model: str
+    project: Project, model: str
 ) -> tuple[PredictionLog | None, FeedbackLog | None]:
     """This worker's prediction and feedback logs, unless the spec turns logging off."""
     from modelyard.monitor.feedback import FeedbackLog
     from modelyard.monitor.predlog import PredictionLog
-    from modelyard.project import Project
 
-    project = Project.open(spec)
-    try:
-        prediction_log = PredictionLog.for_project(project, model)
-        if prediction_log is None:
-            return None, None
-        return prediction_log, FeedbackLog.for_project(project, model)
-    finally:
-        project.close()
+    prediction_log = PredictionLog.for_project(project, model)
+    if prediction_log is None:
+        return None, None
+    return prediction_log, FeedbackLog.for_project(project, model)
 
 
 def run_server(
