@@ -505,21 +505,5 @@ TEMPLATES: tuple[tuple[str, re.Pattern[str], str, str | None], ...] = tuple(
 )
 
 
-def create_app(
-    model: ServedModel,
-    options: ServeOptions | None = None,
-    *,
-    reload: Callable[[], ServedModel] | None = None,
-    hooks: Sequence[PredictionHook] = (),
-    prediction_log: PredictionLog | None = None,
-    feedback: FeedbackLog | None = None,
-) -> InferenceApp:
-    """An ASGI app serving ``model``."""
-    return InferenceApp(
-        model,
-        options,
-        reload=reload,
-        hooks=hooks,
-        prediction_log=prediction_log,
-        feedback=feedback,
-    )
+create_app = InferenceApp
+"""``create_app(model, options, *, reload, hooks, prediction_log, feedback)``: the app."""
