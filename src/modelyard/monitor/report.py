@@ -16,9 +16,10 @@ one "other" bar. Non-finite numbers are written as ``null``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
@@ -29,6 +30,13 @@ from modelyard.monitor.drift import DriftReport, FeatureDrift
 __all__ = ["MAX_BARS", "render_drift_report", "write_drift_report"]
 
 MAX_BARS = 16
+
+
+class _Report(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+_ReportT = TypeVar("_ReportT", bound=_Report)
 
 
 def render_drift_report(report: DriftReport) -> str:
@@ -45,10 +53,21 @@ def write_drift_report(
     json_path: str | os.PathLike[str] | None = None,
 ) -> None:
     """Write the HTML page and/or the JSON twin; each file appears whole or not at all."""
+    write_page_and_json(report, render_drift_report, html, json_path)
+
+
+def write_page_and_json(
+    report: _ReportT,
+    render: Callable[[_ReportT], str],
+    html: str | os.PathLike[str] | None,
+    json_path: str | os.PathLike[str] | None,
+) -> None:
+    """``render(report)`` to ``html`` and ``report.to_dict()`` to ``json_path`` (each when
+    given), each file whole or not at all: the writer of both monitor reports."""
     if json_path is not None:
         write_json_atomically(Path(json_path), report.to_dict())
     if html is not None:
-        write_text_atomically(Path(html), render_drift_report(report))
+        write_text_atomically(Path(html), render(report))
 
 
 def drift_figure(feature: FeatureDrift) -> dict[str, Any]:
@@ -77,6 +96,9 @@ def _bars(feature: FeatureDrift) -> tuple[list[str], list[float], list[float]]:
 
 @cache
 def template_environment() -> Environment:
+    """The one environment of the monitor's pages (this drift report and the monitoring
+    report): ``monitor/templates``, autoescaped, strict, with the ``num`` and ``pct``
+    filters. Both pages share the stylesheet ``_style.css.j2``."""
     env = Environment(
         loader=PackageLoader("modelyard.monitor", "templates"),
         autoescape=True,

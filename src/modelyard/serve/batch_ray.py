@@ -33,21 +33,10 @@ import pyarrow.csv as pacsv
 
 from modelyard import ray_cluster
 from modelyard.errors import ServingError
-from modelyard.serve.batch import (
-    DEFAULT_CHUNK_ROWS,
-    REJECT_SCHEMA,
-    BatchResult,
-    ChunkResult,
-    ChunkScorer,
-    InputFile,
-    ParquetInput,
-    PartsDir,
-    Progress,
-    Tally,
-    open_input,
-    output_paths,
-    run_key,
-)
+from modelyard.serve.batch import DEFAULT_CHUNK_ROWS, BatchResult, Progress, Tally, output_paths
+from modelyard.serve.batch_input import InputFile, ParquetInput, open_input
+from modelyard.serve.batch_parts import PartsDir, run_key
+from modelyard.serve.batch_scorer import REJECT_SCHEMA, ChunkResult, ChunkScorer
 from modelyard.train.bundle import ModelBundle
 
 REJECTED = "_rejected"  # per row: a list of {field, reason}, empty for a scored row
@@ -83,15 +72,8 @@ def score_file_ray(
         chunks = 1
     parts.mark_complete(chunks)
     parts.merge(chunks, output, rejects)
-    return BatchResult(
-        rows_in=tally.rows_in,
-        rows_scored=tally.rows_scored,
-        rows_rejected=tally.rows_rejected,
-        chunks=chunks,
-        resumed_chunks=0,
-        seconds=time.perf_counter() - started,
-        output_path=output,
-        rejects_path=rejects,
+    return tally.result(
+        chunks, output, rejects, seconds=time.perf_counter() - started, started_over=False
     )
 
 
