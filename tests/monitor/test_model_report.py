@@ -37,7 +37,6 @@ from modelyard.errors import InvalidInputError, NotFoundError
 from modelyard.monitor.baseline import Baseline
 from modelyard.monitor.drift import detect_drift, prediction_drift
 from modelyard.monitor.feedback import FEEDBACK
-from modelyard.monitor.measures import training_baseline
 from modelyard.monitor.model_report import (
     MonitorReport,
     build_monitor_report,
@@ -55,6 +54,7 @@ from modelyard.monitor.predlog import (
     read_predictions,
 )
 from modelyard.monitor.runner import alert_history, run_once
+from modelyard.monitor.training_baseline import training_baseline
 from modelyard.project import Project
 from modelyard.registry.versions import register_candidate
 from modelyard.train.bundle import ModelBundle

@@ -300,6 +300,32 @@ def test_rows_beyond_one_block_keep_their_order(tmp_path: Path, numeric: ServedM
     np.testing.assert_allclose(block["score"], numeric.bundle.predict(big), rtol=0, atol=1e-12)
 
 
+def test_a_value_that_is_no_number_becomes_null_and_keeps_the_segment(
+    tmp_path: Path, numeric: ServedModel
+) -> None:
+    """The writer converts the buffered requests together; one bad value must not cost the
+    other rows of the segment (the server validates inputs, a custom hook may not)."""
+    log = PredictionLog(tmp_path / "m", _settings())
+    good = _scored(numeric, {"a": 0.5, "b": -1.25, "c": 3.0}, "good")
+    odd = Scored(
+        "odd",
+        numeric,
+        Rows(n=1, records=[{"a": "many", "b": 1.0, "c": 2.0}]),
+        good.prediction,
+        0.001,
+    )
+    for scored in (good, odd, good):
+        log.record(scored)
+    log.close()
+    rows = _by_request(read_predictions(tmp_path, "m"))
+    assert [(r["request_id"], r["a"], r["c"]) for r in rows] == [
+        ("good", 0.5, 3.0),
+        ("good", 0.5, 3.0),
+        ("odd", None, 2.0),
+    ]
+    assert log.stats() == {"written": 3, "dropped": 0, "segments": 1}
+
+
 def test_multiclass_and_regression_outputs(tmp_path: Path) -> None:
     frame = make_loans(900, recent_share=0.0, seed=5)
     features = ["age", "income", "credit_score"]

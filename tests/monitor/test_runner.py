@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 from collections.abc import Iterator, Sequence
@@ -23,14 +24,14 @@ from sklearn.metrics import recall_score, roc_auc_score
 from test_notify import Receiver
 from typer.testing import CliRunner
 
-from modelyard.cli.monitor_run import alerts_command, run_command
+from modelyard.cli.monitor_run import alerts_command, evaluation_line, run_command
 from modelyard.data.datasets import add_dataset
 from modelyard.data.demo import DEMO_SPEC, make_loans
 from modelyard.errors import DataError, InvalidInputError, ModelyardError, SpecError
 from modelyard.monitor.alerts import Measured, RuleState, evaluate_rules, next_state
 from modelyard.monitor.drift import compare
 from modelyard.monitor.feedback import FeedbackLog, FeedbackRow
-from modelyard.monitor.measures import measure, training_baseline
+from modelyard.monitor.measures import measure
 from modelyard.monitor.notify import MemorySender
 from modelyard.monitor.predlog import (
     HEAD,
@@ -39,7 +40,15 @@ from modelyard.monitor.predlog import (
     predictions_root,
     read_predictions,
 )
-from modelyard.monitor.runner import RunResult, alert_history, load_state, run_forever, run_once
+from modelyard.monitor.runner import (
+    Evaluation,
+    RunResult,
+    alert_history,
+    load_state,
+    run_forever,
+    run_once,
+)
+from modelyard.monitor.training_baseline import training_baseline
 from modelyard.project import Project
 from modelyard.registry.audit import events
 from modelyard.registry.versions import register_candidate, resolve
@@ -407,21 +416,69 @@ def test_latency_and_throughput_match_numpy_over_the_window(tmp_path: Path) -> N
         project.close()
 
 
-def test_error_rate_comes_from_the_servers_metrics(tmp_path: Path, receiver: Receiver) -> None:
+def served_metrics(pid: int, answered: int, failed: int) -> bytes:
+    """One worker's /metrics after ``answered`` requests, ``failed`` of them 5xx, and two 422s."""
     served = ServerMetrics()
-    for status, count in ((200, 95), (500, 5), (422, 3)):
+    served.pid = pid
+    for status, count in ((200, answered - failed - 2), (500, failed), (422, 2)):
         for _ in range(count):
             served.request("json", status, 0.01)
-    receiver.metrics = served.render(queued_rows=0)
-    project = open_project(tmp_path / "project", {})
+    return served.render(queued_rows=0)
+
+
+def test_error_rate_is_the_share_of_5xx_in_the_window(tmp_path: Path, receiver: Receiver) -> None:
+    rules = [
+        {"name": f"errors-{window}", "metric": "error_rate", "threshold": 0.06}
+        | {"window": window, "min_samples": 100, "severity": "critical"}
+        for window in ("10m", "5m")
+    ]
+    monitoring = {
+        "alerts": rules,
+        "channels": {"pager": {"kind": "webhook", "url": receiver.url()}},
+        "on_call": {"critical": ["pager"]},
+    }
+    project = open_project(tmp_path / "project", monitoring)
+    # minute → (pid, answered, 5xx) since the worker started; at 12:20 the server restarted
+    counters = {0: (101, 100, 2), 5: (101, 300, 12), 10: (101, 500, 32), 15: (101, 600, 33)}
+    counters |= {20: (202, 150, 0), 25: (202, 300, 3)}
+    seen = {}
     try:
-        rules = _rules("error_rate")
-        values = measure(project, "loans", rules, now=_at(10), metrics_url=receiver.url("/"))
-        assert values["rule-0"] == Measured(5 / 103, 103)  # 5xx only: a 422 is the client's
+        for minute, (pid, answered, failed) in counters.items():
+            receiver.metrics = served_metrics(pid, answered, failed)
+            result = run_once(project, "loans", now=_at(minute), metrics_url=receiver.url("/"))
+            seen[minute] = [(e.transition.measured, e.transition.event) for e in result.evaluations]
         with pytest.raises(InvalidInputError, match=r"error_rate.*--url"):
-            measure(project, "loans", rules, now=_at(10))
+            run_once(project, "loans", now=_at(30))
     finally:
         project.close()
+    # by hand: (5xx now − 5xx then) / (answered now − answered then), "then" being the
+    # newest scrape at least a window old (the oldest one while the history is shorter)
+    assert seen == {
+        0: [(Measured(None, 0, 0.0), "not_judged")] * 2,  # no earlier scrape yet
+        5: [(Measured(10 / 200, 200, 300.0), "ok")] * 2,
+        10: [
+            (Measured(30 / 400, 400, 600.0), "firing"),
+            (Measured(20 / 200, 200, 300.0), "firing"),
+        ],
+        # since the start it would be 33/600 = 0.055, under the threshold
+        15: [
+            (Measured(21 / 300, 300, 600.0), "still_firing"),
+            (Measured(1 / 100, 100, 300.0), "resolved"),
+        ],
+        # a new process: its counters are the answers since the restart
+        20: [(Measured(0.0, 150, 600.0), "resolved"), (Measured(0.0, 150, 300.0), "ok")],
+        25: [(Measured(3 / 300, 300, 600.0), "ok"), (Measured(3 / 150, 150, 300.0), "ok")],
+    }
+    assert [(b["rule"], b["state"]) for b in receiver.bodies()] == [
+        ("errors-10m", "firing"),
+        ("errors-5m", "firing"),
+        ("errors-5m", "resolved"),
+        ("errors-10m", "resolved"),
+    ]
+    kept = json.loads((project.root / ".modelyard/monitor/scrapes/loans.json").read_text())
+    # the longest window is 10m: 12:15 starts it, older scrapes are gone
+    assert [s["at"] for s in kept["scrapes"]] == [_at(m).isoformat() for m in (15, 20, 25)]
+    assert kept["scrapes"][-1]["workers"] == {"202": [300, 3]}
 
 
 def test_realised_recall_matches_scikit_learn_on_the_labelled_rows(tmp_path: Path) -> None:
@@ -534,16 +591,12 @@ def test_drift_is_measured_against_the_training_baseline(trained: Trained) -> No
     assert 0 < report.drift_share < 1 and "income" in report.drifted_features
 
 
-def test_the_baseline_is_fitted_once_and_kept_as_a_blob(trained: Trained) -> None:
+def test_the_registered_baseline_leaves_pii_out(trained: Trained) -> None:
     project = trained.project
-    digest = resolve(project, "loans@1").digest
+    blob = resolve(project, "loans@1").baseline_digest
     first = training_baseline(project, "loans", 1)
-    pointer = project.root / ".modelyard" / "monitor" / "baselines" / digest
-    blob = pointer.read_text()
-    assert json.loads(project.artifacts.get_bytes(blob)) == first.to_dict()
-    again = training_baseline(project, "loans", 1)
-    assert again.to_dict() == first.to_dict() and pointer.read_text() == blob
-    assert "email" not in first.names and "score" in first.names  # PII stays out
+    assert blob is not None and json.loads(project.artifacts.get_bytes(blob)) == first.to_dict()
+    assert "email" not in first.names and "score" in first.names
 
 
 def test_a_feature_the_baseline_lacks_is_a_clear_error(trained: Trained) -> None:
@@ -608,3 +661,53 @@ def test_the_alerts_command_says_when_there_are_none(hooked: Project) -> None:
         _cli(), ["--spec", str(hooked.spec_path), "alerts", "loans", "--all"]
     )
     assert "No alerts for 'loans'." in every.output
+
+
+def test_the_command_says_how_much_of_the_window_the_scrapes_cover(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    rule = {"name": "errors", "metric": "error_rate", "threshold": 0.5, "min_samples": 10}
+    project = open_project(tmp_path / "project", {"alerts": [{**rule, "window": "10m"}]})
+    project.close()
+    command = [
+        "--spec",
+        str(project.spec_path),
+        "run",
+        "loans",
+        "--once",
+        "--url",
+        receiver.url("/"),
+    ]
+    runner = CliRunner()
+
+    receiver.metrics = served_metrics(101, 100, 5)
+    first = runner.invoke(_cli(), command)
+    assert first.exit_code == 0, first.output
+    assert "(alert > 0.5, 10m, no earlier scrape yet, 0 samples, needs 10)" in first.output
+
+    receiver.metrics = served_metrics(101, 140, 9)
+    second = " ".join(runner.invoke(_cli(), command).output.split())
+    assert re.search(r"errors error_rate=0\.1 \(alert > 0\.5, 10m, \d+s of scrapes so far,", second)
+    assert "40 samples) ok" in second
+
+
+@pytest.mark.parametrize(
+    ("span_seconds", "shown"),
+    [
+        (None, "(alert > 0.05, 15m, 40 samples)"),  # read from the window itself
+        (0.0, "(alert > 0.05, 15m, no earlier scrape yet, 40 samples)"),
+        (300.0, "(alert > 0.05, 15m, 5m of scrapes so far, 40 samples)"),
+        (960.0, "(alert > 0.05, 15m, 40 samples)"),  # one run interval past the window
+        (7200.0, "(alert > 0.05, 15m, measured over 2h, 40 samples)"),  # runs an hour apart
+    ],
+)
+def test_an_evaluation_line_says_when_the_scrapes_do_not_span_the_window(
+    span_seconds: float | None, shown: str
+) -> None:
+    rule = AlertRule(
+        name="errors", metric="error_rate", threshold=0.05, window="15m", min_samples=10
+    )
+    measured = {"errors": Measured(0.1, 40, span_seconds)}
+    step = evaluate_rules([rule], measured, {}, now=T0, cooldown_seconds=0)
+    line = evaluation_line(Evaluation(step[0]))
+    assert f"errors  error_rate=0.1 {shown}" in line

@@ -262,8 +262,10 @@ def test_feedback_posted_to_the_server_is_stored_against_the_logged_request(
     bad = httpx.post(f"{plain.url}/v1/feedback", json={"feedback": [{"row": 0}]}, timeout=30)
     assert bad.status_code == 422 and "request_id" in bad.json()["error"]["message"]
     _wait_for(
-        lambda: {(r["request_id"], r["row"]) for r in _feedback_rows(demo_model)}
-        >= {(request_id, 0), (request_id, 1)},
+        lambda: (
+            {(r["request_id"], r["row"]) for r in _feedback_rows(demo_model)}
+            >= {(request_id, 0), (request_id, 1)}
+        ),
         "the feedback to be flushed to disk",
     )
 

@@ -195,6 +195,7 @@ def _model(data: dict[str, Any]) -> ModelVersion:
         gates=data.get("gates") or [],
         spec_hash=data.get("spec_hash"),
         created_at=_when(data["created_at"]),
+        baseline_digest=data.get("baseline_digest"),
     )
 
 

@@ -52,6 +52,8 @@ def models_show(
         f"[bold]{m.ref}[/] aliases: {', '.join(m.aliases) or '-'} · stage {m.stage} "
         f"· run {m.run_id} · bundle sha256 {m.digest[:12]}"
     )
+    baseline = f"sha256 {m.baseline_digest[:12]}" if m.baseline_digest else "none stored"
+    console().print(f"[bold]Drift baseline:[/] {baseline}")
     table("Metrics", ("name", "value"), [(k, num(v)) for k, v in sorted(m.metrics.items())])
     table(
         "Gates",

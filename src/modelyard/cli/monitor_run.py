@@ -2,17 +2,22 @@
 
     modelyard monitor run loans --once                     # one evaluation of every rule
     modelyard monitor run loans --interval 60 --url http://server:8080   # until Ctrl-C
+    modelyard monitor run loans --once --json run.json     # the evaluation as JSON too
     modelyard monitor alerts loans [--all]                 # open alerts, or the whole history
 
 ``run`` prints one line per rule and evaluation: the rule, the measured value
 against the threshold, and what happened (firing, resolved, suppressed by the
 cool-down, …) with the channels told. ``--url`` is the inference server whose
-``/metrics`` give ``error_rate``; the other metrics come from the prediction
-log and the feedback. The loop stops cleanly on Ctrl-C or SIGTERM.
+``/metrics`` give ``error_rate`` (over the window since an earlier run's
+scrape; until the monitor has run for a window, the line says how much time
+it covers); the other metrics come from the prediction log and the feedback.
+Each run also deletes the log files past ``monitoring.log.retention`` and
+says so when it did. The loop stops cleanly on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -21,6 +26,7 @@ from modelyard.cli._common import console, num, open_project, when
 
 if TYPE_CHECKING:
     from modelyard.errors import ModelyardError
+    from modelyard.monitor.alerts import Transition
     from modelyard.monitor.runner import AlertRecord, Evaluation, RunResult
 
 EVENTS = {
@@ -62,22 +68,34 @@ def run_command(
             "--url", help="The inference server to read error_rate from, http://host:port."
         ),
     ] = None,
+    json_out: Annotated[
+        Path | None,
+        typer.Option("--json", help="Write each evaluation as JSON here (the latest one)."),
+    ] = None,
 ) -> None:
     """Evaluate the spec's alert rules on MODEL and notify on-call (once, or in a loop)."""
+    from modelyard.files import write_json_atomically
     from modelyard.monitor.runner import run_forever, run_once
 
     project = open_project(ctx)
     out = console()
+    retention = project.spec.monitoring.log.retention
+
+    def report(result: RunResult) -> None:
+        print_result(result, retention)
+        if json_out is not None:
+            write_json_atomically(json_out, result.to_dict(), make_parents=True)
+
     try:
         if not project.spec.monitoring.alerts:
             out.print(f"No alert rules in {project.spec_path} (monitoring.alerts): nothing to do.")
             return
         if once:
-            print_result(run_once(project, model, metrics_url=url))
+            report(run_once(project, model, metrics_url=url))
             return
         out.print(f"Monitoring '{model}' every {interval} s; Ctrl-C stops.")
         runs = run_forever(
-            project, model, interval, metrics_url=url, on_result=print_result, on_error=_warn
+            project, model, interval, metrics_url=url, on_result=report, on_error=_warn
         )
         out.print(f"Stopped after {runs} evaluation{'s' if runs != 1 else ''}.")
     finally:
@@ -106,12 +124,17 @@ def alerts_command(
     _history_table(f"Alerts of {model}" if show_all else f"Open alerts of {model}", found)
 
 
-def print_result(result: RunResult) -> None:
-    """One line per rule: time, rule, value against threshold, samples, what happened."""
+def print_result(result: RunResult, retention: str | None = None) -> None:
+    """One line per rule: time, rule, value against threshold, samples, what happened;
+    and one for the log files the retention removed, if any."""
     out = console()
     version = f" v{result.version}" if result.version is not None else ""
     for evaluation in result.evaluations:
         out.print(f"{when(result.at)}  {result.model}{version}  {evaluation_line(evaluation)}")
+    if result.removed_files:
+        files = f"{result.removed_files:,} log file{'s' if result.removed_files != 1 else ''}"
+        past = f" older than the {retention} retention" if retention else " past the retention"
+        out.print(f"{when(result.at)}  {result.model}  removed {files}{past}")
 
 
 def evaluation_line(evaluation: Evaluation) -> str:
@@ -128,10 +151,24 @@ def evaluation_line(evaluation: Evaluation) -> str:
     needs = f", needs {rule.min_samples:,}" if step.event == "not_judged" else ""
     line = (
         f"{escape(rule.name)}  {escape(rule.metric)}={num(measured.value)} "
-        f"(alert {sign} {rule.threshold:g}, {rule.window}, {measured.samples:,} samples{needs})  "
-        f"{EVENTS[step.event]}"
+        f"(alert {sign} {rule.threshold:g}, {rule.window}{_covered(step)}, "
+        f"{measured.samples:,} samples{needs})  {EVENTS[step.event]}"
     )
     return f"{line} → {escape(told)}" if told else line
+
+
+def _covered(step: Transition) -> str:
+    """For a value measured between kept scrapes, the time they span when it is not about
+    the window: a history still shorter than it, or runs further apart than it."""
+    from modelyard.spec import parse_duration
+
+    span, window = step.measured.span_seconds, parse_duration(step.rule.window)
+    if span is None or window <= span < 2 * window:
+        return ""
+    if span == 0:
+        return ", no earlier scrape yet"
+    shown = _duration(max(1, round(span)))
+    return f", {shown} of scrapes so far" if span < window else f", measured over {shown}"
 
 
 def _warn(error: ModelyardError) -> None:

@@ -72,10 +72,17 @@ NOTIFYING: frozenset[Event] = frozenset({"firing", "resolved"})
 
 @dataclass(frozen=True)
 class Measured:
-    """A metric's value over a rule's window, and how many observations it rests on."""
+    """A metric's value over a rule's window, and how many observations it rests on.
+
+    ``span_seconds`` is the time the value covers when it is the difference of
+    two moments rather than a read of the window (``error_rate``, from kept
+    scrapes of the server's counters): shorter than the window while the
+    monitor has not yet run for a whole window.
+    """
 
     value: float | None
     samples: int
+    span_seconds: float | None = None
 
 
 @dataclass(frozen=True)

@@ -17,39 +17,55 @@ client's mistakes, are ``client_error_rate``). A server started with
 ``pid``; ``health_summary`` scrapes a few times and keeps the latest
 series of every pid it met.
 
+Alert rules need the error rate over their window, not since start:
+``windowed_error_rate`` keeps each scrape's counters (``ScrapeHistory``) and
+subtracts the scrape taken one window earlier (``windowed_errors``).
+
 The parser reads the Prometheus text format (what ``/metrics`` serves);
 ``prometheus_client`` is only a development dependency.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import re
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow.compute as pc
 
 from modelyard.errors import DataError, InvalidInputError, ServingError
-from modelyard.monitor.predlog import read_predictions
+from modelyard.files import write_json_atomically
+from modelyard.monitor.predlog import model_folder, read_predictions
 from modelyard.spec import parse_duration
 
 if TYPE_CHECKING:
     from modelyard.project import Project
 
 __all__ = [
+    "CounterScrape",
     "HealthSummary",
     "Sample",
+    "ScrapeHistory",
+    "WindowedErrors",
     "WorkerHealth",
     "health_summary",
     "metrics_url",
     "parse_metrics",
     "scrape",
+    "windowed_error_rate",
+    "windowed_errors",
 ]
+
+log = logging.getLogger("modelyard.monitor")
 
 Sample = tuple[dict[str, str], float]
 """One sample of a series: its labels and its value."""
@@ -346,3 +362,140 @@ def _worker(pid: str, series: dict[str, list[Sample]], now: float) -> WorkerHeal
         model=info.get("model"),
         version=info.get("version"),
     )
+
+
+# ---------------------------------------------------------------- the error rate over a window
+
+
+@dataclass(frozen=True)
+class CounterScrape:
+    """Each worker's counters at one moment: pid → (answered requests, 5xx answers)."""
+
+    at: datetime
+    workers: dict[str, tuple[int, int]]
+
+    @classmethod
+    def of(cls, summary: HealthSummary) -> CounterScrape:
+        return cls(summary.end, {w.pid: (w.requests, w.server_errors) for w in summary.workers})
+
+
+@dataclass(frozen=True)
+class WindowedErrors:
+    """The requests answered between two scrapes ``span_seconds`` apart, and the 5xx among them."""
+
+    requests: int
+    server_errors: int
+    span_seconds: float
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.server_errors / self.requests if self.requests else None
+
+
+def windowed_errors(
+    history: Sequence[CounterScrape], current: CounterScrape, window_seconds: float
+) -> WindowedErrors:
+    """``current`` minus the newest earlier scrape taken at least ``window_seconds`` before it.
+
+    While the history is shorter than the window, the oldest earlier scrape is
+    used and ``span_seconds`` says how much time the difference covers (0: no
+    earlier scrape, no rate yet). A worker whose counters went down (restarted)
+    or that the earlier scrape did not meet (started since) counts all its
+    answers; the answers of a worker that ended in between are lost.
+    """
+    earlier = sorted((s for s in history if s.at < current.at), key=lambda s: s.at)
+    if not earlier:
+        return WindowedErrors(0, 0, 0.0)
+    cutoff = current.at - timedelta(seconds=window_seconds)
+    old_enough = [s for s in earlier if s.at <= cutoff]
+    then = old_enough[-1] if old_enough else earlier[0]
+    requests = errors = 0
+    for pid, (answered, failed) in current.workers.items():
+        answered_then, failed_then = then.workers.get(pid, (0, 0))
+        if answered < answered_then or failed < failed_then:  # a restart: counting from zero
+            answered_then = failed_then = 0
+        requests += answered - answered_then
+        errors += failed - failed_then
+    return WindowedErrors(requests, errors, (current.at - then.at).total_seconds())
+
+
+class ScrapeHistory:
+    """The counter scrapes of one model's server, kept between monitor runs in a JSON file.
+
+    ``<project>/.modelyard/monitor/scrapes/<model>.json``, rewritten atomically
+    on each save. It holds one server URL's scrapes: another URL starts afresh.
+    """
+
+    def __init__(self, path: Path, url: str) -> None:
+        self.path, self.url = path, metrics_url(url)
+
+    @classmethod
+    def for_model(cls, project: Project, model: str, url: str) -> ScrapeHistory:
+        from modelyard.project import STATE_FOLDER
+
+        folder = model_folder(project.root / STATE_FOLDER / "monitor" / "scrapes", model)
+        return cls(folder.parent / f"{folder.name}.json", url)
+
+    def load(self) -> list[CounterScrape]:
+        """The kept scrapes, oldest first; none when there is no file or it is another URL's."""
+        try:
+            document = json.loads(self.path.read_text(encoding="utf-8"))
+            if document["url"] != self.url:
+                return []
+            return [_scrape_from_json(item) for item in document["scrapes"]]
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise DataError(
+                f"Cannot read the scrape history {self.path}: {exc.strerror}. "
+                "Check its permissions."
+            ) from None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a hand edit
+            log.warning("Scrape history %s is damaged (%r); starting a new one.", self.path, exc)
+            return []
+
+    def save(self, scrapes: Sequence[CounterScrape], *, keep_seconds: float) -> None:
+        """Keep the last ``keep_seconds`` of ``scrapes`` and the newest scrape before them
+        (where a window that long starts); a scrape replaces one taken at the same time."""
+        by_time = {s.at: s for s in scrapes}
+        ordered = [by_time[at] for at in sorted(by_time)]
+        if ordered:
+            cutoff = ordered[-1].at - timedelta(seconds=keep_seconds)
+            older = [s for s in ordered if s.at <= cutoff]
+            ordered = [*older[-1:], *(s for s in ordered if s.at > cutoff)]
+        document = {"url": self.url, "scrapes": [_scrape_to_json(s) for s in ordered]}
+        write_json_atomically(self.path, document, make_parents=True)
+
+
+def windowed_error_rate(
+    project: Project,
+    model: str,
+    summary: HealthSummary,
+    window_seconds: float,
+    *,
+    keep_seconds: float,
+) -> WindowedErrors:
+    """``summary``'s scrape against the one kept from ``window_seconds`` before; keeps it too.
+
+    ``keep_seconds`` bounds the history: the longest window any rule reads.
+    """
+    if summary.url is None:
+        raise InvalidInputError(
+            "A windowed error rate compares scrapes of the server's /metrics: give "
+            "health_summary its metrics_url."
+        )
+    history = ScrapeHistory.for_model(project, model, summary.url)
+    current = CounterScrape.of(summary)
+    kept = history.load()
+    history.save([*kept, current], keep_seconds=max(keep_seconds, window_seconds))
+    return windowed_errors(kept, current, window_seconds)
+
+
+def _scrape_to_json(scrape: CounterScrape) -> dict[str, Any]:
+    workers = {pid: list(counts) for pid, counts in scrape.workers.items()}
+    return {"at": scrape.at.isoformat(), "workers": workers}
+
+
+def _scrape_from_json(item: dict[str, Any]) -> CounterScrape:
+    workers = {str(pid): (int(n), int(e)) for pid, (n, e) in item["workers"].items()}
+    return CounterScrape(_utc(datetime.fromisoformat(item["at"])), workers)

@@ -11,8 +11,9 @@ metric                 value over ``[now − window, now)``                 samp
 ``throughput_rps``     requests per second (logged ÷ the log's sample     logged requests
                        rate, over the whole window)
 ``error_rate``         5xx ÷ answered requests, from the server's         answered requests
-                       ``/metrics`` (``metrics_url``), since its workers
-                       started: the server's counters are cumulative
+                       ``/metrics`` (``metrics_url``): this scrape's      in the window
+                       counters minus those kept from one window ago
+                       (``monitor.health.windowed_error_rate``)
 ``drift_share``        share of the features that drifted, against the    logged rows
                        model version's training baseline
 ``drift:<feature>``    that feature's PSI against the baseline            logged rows
@@ -24,35 +25,30 @@ a model metric         realised on labelled feedback                      labell
 
 The system metrics are ``monitor.health``'s (``HealthSummary.values()``).
 Drift compares the rows logged by one model version (the newest in the
-window, unless given) with that version's **training baseline**: the
-training data set of the version's run (``registry.versions.model_lineage``)
-scored by the version itself, fitted once with ``monitor.baseline.fit_baseline``
-and cached as an artifact blob; ``<state folder>/monitor/baselines/<model
-digest>`` names that blob. PII columns are left out (the log holds them
-hashed, or not at all). PSI is used for single features because it reads the
+window, unless given) with that version's **training baseline**
+(``monitor.training_baseline``): its training data scored by the version
+itself, PII columns left out, fitted at registration and stored with the
+version. PSI is used for single features because it reads the
 same on every column (0.1 moderate, 0.25 large), where the deciding test of
 ``drift_share`` mixes p-values and distances.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from modelyard.errors import DataError, InvalidInputError
-from modelyard.files import write_text_atomically
 from modelyard.monitor.alerts import Measured
-from modelyard.monitor.baseline import Baseline, fit_baseline
 from modelyard.monitor.drift import DriftReport, detect_drift
-from modelyard.monitor.health import HealthSummary, health_summary
+from modelyard.monitor.health import HealthSummary, health_summary, windowed_error_rate
 from modelyard.monitor.performance import NEEDS_ALL_PROBABILITIES, realised_metrics
 from modelyard.monitor.predlog import read_predictions
-from modelyard.project import STATE_FOLDER, Project
+from modelyard.monitor.training_baseline import SCORE, training_baseline
+from modelyard.project import Project
 from modelyard.spec import AlertRule, metrics_for, parse_duration
 from modelyard.spec_catalogue import METRICS
 from modelyard.spec_issues import SpecIssue, did_you_mean, spec_error
@@ -65,13 +61,11 @@ __all__ = [
     "check_rules",
     "measure",
     "monitored_version",
-    "training_baseline",
 ]
 
 SYSTEM_METRICS = ("error_rate", "p99_latency_ms", "throughput_rps")
 DRIFT_METRICS = ("drift_share", "prediction_drift")
 FEATURE_DRIFT = "drift:"
-SCORE = "score"
 
 
 def allowed_metrics(task: str) -> list[str]:
@@ -143,6 +137,20 @@ def monitored_version(
     return None if newest is None else int(newest)
 
 
+def _windowed_error_rate(
+    project: Project, model: str, scrape: HealthSummary, seconds: int
+) -> Measured:
+    """5xx over the requests answered in the window, from this scrape and a kept earlier one.
+
+    The kept scrapes reach back as far as the spec's longest error_rate window.
+    """
+    rules = project.spec.monitoring.alerts
+    windows = [parse_duration(r.window) for r in rules if r.metric == "error_rate"]
+    longest = max(windows, default=seconds)
+    found = windowed_error_rate(project, model, scrape, seconds, keep_seconds=longest)
+    return Measured(found.error_rate, found.requests, found.span_seconds)
+
+
 class _Windows:
     """Measures metrics over windows ending at ``now``, reading each window once."""
 
@@ -187,8 +195,9 @@ class _Windows:
                 now=self.now,
             )
         health = self._health[key]
-        samples = health.requests_total if scraped else health.requests
-        return Measured(health.values()[metric], samples)
+        if scraped:
+            return _windowed_error_rate(self.project, self.model, health, seconds)
+        return Measured(health.values()[metric], health.requests)
 
     def _realised(self, metric: str, seconds: int) -> Measured:
         found = realised_metrics(
@@ -248,54 +257,3 @@ class _Windows:
             current_name=f"{self.model}@{version} predictions",
             workers=1,
         )
-
-
-# ---------------------------------------------------------------------- the training baseline
-
-
-def training_baseline(project: Project, model_name: str, version: int) -> Baseline:
-    """The drift baseline of ``model_name@version``: cached, or fitted from its training data."""
-    from modelyard.registry.versions import resolve
-
-    digest = resolve(project, f"{model_name}@{version}").digest
-    pointer = project.root / STATE_FOLDER / "monitor" / "baselines" / digest
-    if pointer.is_file():
-        blob = pointer.read_text().strip()
-        if project.artifacts.exists(blob):
-            return Baseline.from_dict(json.loads(project.artifacts.get_bytes(blob)))
-    baseline = _fit_training_baseline(project, f"{model_name}@{version}", digest)
-    stored = project.artifacts.put_bytes(json.dumps(baseline.to_dict()).encode())
-    write_text_atomically(pointer, stored.digest, make_parents=True)
-    return baseline
-
-
-def _fit_training_baseline(project: Project, ref: str, digest: str) -> Baseline:
-    from modelyard.data.datasets import load_dataset
-    from modelyard.registry.versions import model_lineage
-    from modelyard.train.bundle import load_bundle
-
-    lineage = model_lineage(project, ref)
-    train = [i for i in lineage.inputs if i["role"] == "train"]
-    if not train:
-        raise DataError(
-            f"Model {ref} has no training data set in its lineage (an imported model?), so "
-            "there is no baseline to measure drift against. Remove the drift rules for it, "
-            "or register a version trained here."
-        )
-    _, frame = load_dataset(project, f"{train[0]['dataset']}@{train[0]['version']}")
-    bundle = load_bundle(project.artifacts, digest)
-    pii = set(project.spec.columns.pii or ())
-    kinds = {f.name: f.kind for f in bundle.encoder.fields}
-    columns = [c for c in bundle.input_names if c in frame.columns and c not in pii]
-    scores = bundle.score_frame(frame)
-    table = pa.Table.from_pandas(frame[columns], preserve_index=False).append_column(
-        SCORE, pa.array(_logged_scores(scores, bundle.task), pa.float64())
-    )
-    categories = [c for c in columns if kinds.get(c) != "number"]
-    return fit_baseline(table, [*columns, SCORE], categorical=categories)
-
-
-def _logged_scores(scores: np.ndarray, task: str) -> np.ndarray:
-    """Scores as the prediction log keeps them: multiclass → the top class's probability."""
-    found: np.ndarray = scores.max(axis=1) if task == "multiclass" else scores
-    return found.astype(np.float64)

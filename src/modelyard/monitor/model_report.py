@@ -9,7 +9,7 @@ Over ``[now − window, now)`` of the prediction log it gathers:
 
 - **versions served**: rows, requests, first and last answer per model version;
 - **data drift** of the newest version's rows against that version's training
-  baseline (``measures.training_baseline``: bins fitted on its training data),
+  baseline (``training_baseline``: stored with the version at registration),
   per feature the deciding test, value, threshold, verdict, missing-rate
   change and the bin shares on both sides (the page's histograms). Rows of
   older versions are left out: each version has its own baseline;
@@ -48,12 +48,12 @@ import pyarrow.compute as pc
 from modelyard.errors import DataError, InvalidInputError, NotFoundError
 from modelyard.monitor.drift import DriftReport, FeatureDrift
 from modelyard.monitor.health import HealthSummary, health_summary
-from modelyard.monitor.measures import training_baseline
 from modelyard.monitor.model_report_page import render_monitor_report
 from modelyard.monitor.performance import RealisedPerformance, realised_metrics
 from modelyard.monitor.predlog import predictions_root, read_predictions
 from modelyard.monitor.report import write_page_and_json
 from modelyard.monitor.runner import AlertRecord, alert_history
+from modelyard.monitor.training_baseline import training_baseline
 from modelyard.monitor.version_drift import PredictionReference, VersionComparison
 from modelyard.monitor.windows import WindowDrift
 from modelyard.spec import DriftThresholds, parse_duration

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import Markup
 
 from modelyard.monitor.drift import DriftReport
-from modelyard.monitor.measures import SCORE
 from modelyard.monitor.report import drift_figure, template_environment
+from modelyard.monitor.training_baseline import SCORE
 from modelyard.monitor.trend_plot import trend_plot
 
 if TYPE_CHECKING:

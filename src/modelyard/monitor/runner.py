@@ -12,6 +12,11 @@ appends an audit event (``alert.firing`` / ``alert.resolved``) per
 notification. The engine's state is read back from that table, so a
 restarted monitor keeps de-duplicating and honours the cool-down.
 
+Each run also applies ``monitoring.log.retention`` to the model's prediction
+and feedback logs, judged at the run's time: the server prunes them only when
+a worker starts, and a server can run for weeks. ``RunResult.removed_files``
+counts the files deleted.
+
 An ``alerts`` row is one episode of a rule: it opens when the rule fires
 (state ``firing``, later ``resolved``) or is suppressed by the cool-down
 (``suppressed``), and is open while ``resolved_at`` is null. Its
@@ -34,10 +39,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from modelyard.errors import InvalidInputError, ModelyardError
+from modelyard.errors import DataError, InvalidInputError, ModelyardError
 from modelyard.monitor.alerts import RuleState, Status, Transition, evaluate_rules
 from modelyard.monitor.measures import check_rules, measure, monitored_version
 from modelyard.monitor.notify import Delivery, Notification, Sender, escalate
+from modelyard.monitor.predlog import apply_retention, feedback_root, predictions_root
 from modelyard.project import Project
 from modelyard.registry.audit import record
 from modelyard.spec import AlertRule, parse_duration
@@ -64,16 +70,26 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class RunResult:
-    """What one ``run_once`` measured, decided and sent."""
+    """What one ``run_once`` measured, decided and sent, and the log files the retention removed."""
 
     model: str
     version: int | None
     at: datetime
     evaluations: tuple[Evaluation, ...]
+    removed_files: int = 0
 
     @property
     def notified(self) -> list[Evaluation]:
         return [e for e in self.evaluations if e.transition.notifies]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "at": self.at.isoformat(),
+            "removed_files": self.removed_files,
+            "evaluations": [_evaluation_dict(e) for e in self.evaluations],
+        }
 
 
 @dataclass(frozen=True)
@@ -107,24 +123,17 @@ def run_once(
     report_url: str | None = None,
     actor: str = "monitor",
 ) -> RunResult:
-    """Evaluate every alert rule of the spec on ``model`` once (see the module docstring)."""
+    """Evaluate every alert rule of the spec on ``model`` once, then apply the log retention
+    (see the module docstring)."""
     at = now or utcnow()
     rules = project.spec.monitoring.alerts
     _check(project, model, rules)
-    if not rules:
-        return RunResult(model, None, at, ())
-    longest = max(parse_duration(rule.window) for rule in rules)
-    version = monitored_version(project, model, at - timedelta(seconds=longest), at)
-    values = measure(project, model, rules, now=at, metrics_url=metrics_url, version=version)
-    cooldown = parse_duration(project.spec.monitoring.cooldown)
-    steps = evaluate_rules(
-        rules, values, load_state(project, model), now=at, cooldown_seconds=cooldown
-    )
-    evaluations = tuple(
-        _notify(project, step, model, version, report_url, sender) for step in steps
-    )
-    _persist(project, model, version, evaluations, at, actor)
-    return RunResult(model, version, at, evaluations)
+    version: int | None = None
+    evaluations: tuple[Evaluation, ...] = ()
+    if rules:
+        version, evaluations = _evaluate(project, model, rules, at, metrics_url, sender, report_url)
+        _persist(project, model, version, evaluations, at, actor)
+    return RunResult(model, version, at, evaluations, _apply_retention(project, model, at))
 
 
 def run_forever(
@@ -208,6 +217,43 @@ def _check(project: Project, model: str, rules: Sequence[AlertRule]) -> None:
             "is the one the prediction log shows."
         )
     check_rules(project, rules)
+
+
+def _evaluate(
+    project: Project,
+    model: str,
+    rules: Sequence[AlertRule],
+    at: datetime,
+    metrics_url: str | None,
+    sender: Sender | None,
+    report_url: str | None,
+) -> tuple[int | None, tuple[Evaluation, ...]]:
+    """The monitored version, and each rule's transition with who was told."""
+    longest = max(parse_duration(rule.window) for rule in rules)
+    version = monitored_version(project, model, at - timedelta(seconds=longest), at)
+    values = measure(project, model, rules, now=at, metrics_url=metrics_url, version=version)
+    cooldown = parse_duration(project.spec.monitoring.cooldown)
+    steps = evaluate_rules(
+        rules, values, load_state(project, model), now=at, cooldown_seconds=cooldown
+    )
+    return version, tuple(
+        _notify(project, step, model, version, report_url, sender) for step in steps
+    )
+
+
+def _apply_retention(project: Project, model: str, at: datetime) -> int:
+    """Delete the prediction and feedback log partitions past the retention; files removed."""
+    seconds = parse_duration(project.spec.monitoring.log.retention)
+    removed = 0
+    for root in (predictions_root(project), feedback_root(project)):
+        try:
+            removed += apply_retention(root, model, seconds, now=at)
+        except OSError as exc:
+            raise DataError(
+                f"Cannot delete the log files of '{model}' past the retention in {root}: "
+                f"{exc}. Check the folder's permissions."
+            ) from None
+    return removed
 
 
 def _notify(
@@ -322,6 +368,27 @@ def _apply(
     session.add(fresh)
     session.flush()
     return fresh
+
+
+def _evaluation_dict(evaluation: Evaluation) -> dict[str, Any]:
+    step = evaluation.transition
+    rule, measured = step.rule, step.measured
+    return {
+        "rule": rule.name,
+        "metric": rule.metric,
+        "value": _finite(measured.value),
+        "samples": measured.samples,
+        "span_seconds": measured.span_seconds,
+        "threshold": rule.threshold,
+        "direction": rule.direction,
+        "window": rule.window,
+        "min_samples": rule.min_samples,
+        "severity": rule.severity,
+        "event": step.event,
+        "deliveries": [
+            {"channel": d.channel, "ok": d.ok, "error": d.error} for d in evaluation.deliveries
+        ],
+    }
 
 
 def _sent(step: Transition, deliveries: Sequence[Delivery], at: datetime) -> list[dict[str, Any]]:

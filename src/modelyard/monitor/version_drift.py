@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from modelyard.monitor.baseline import fit_baseline
 from modelyard.monitor.drift import DriftReport, FeatureDrift, detect_drift, prediction_drift
-from modelyard.monitor.measures import SCORE
+from modelyard.monitor.training_baseline import SCORE
 from modelyard.monitor.windows import WindowDrift, drift_over_windows
 
 if TYPE_CHECKING:

@@ -11,6 +11,10 @@ unguarded primitive; ``modelyard.registry.promotion`` checks roles and gates
 on top of it (and is what the CLI and HTTP API call). ``model_lineage``
 follows a version back to its run and dataset versions and forward to its
 deployments.
+
+A version trained here keeps its drift baseline (``baseline_digest``, the blob
+that ``monitor.training_baseline`` fits on its training data): registering a
+candidate stores it, before the one transaction that adds the version.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class ModelVersion:
     gates: list[dict[str, Any]]
     spec_hash: str | None
     created_at: datetime
+    baseline_digest: str | None = None
 
     @property
     def ref(self) -> str:
@@ -68,8 +73,12 @@ def register_model(
     gates: list[dict[str, Any]],
     created_by: str = "local",
     aliases: tuple[str, ...] = (),
+    baseline_digest: str | None = None,
 ) -> ModelVersion:
-    """Add the next version of ``name`` (creating the model on first use)."""
+    """Add the next version of ``name`` (creating the model on first use).
+
+    ``baseline_digest`` names its drift baseline's blob, already in the artifact store.
+    """
     for alias in aliases:
         check_alias(alias)
     with project.db.write() as session:
@@ -87,6 +96,7 @@ def register_model(
             spec_hash=project.spec_hash,
             flavor=flavor,
             digest=digest,
+            baseline_digest=baseline_digest,
             signature=signature,
             metrics=metrics,
             gates=gates,
@@ -122,12 +132,20 @@ def register_candidate(
     created_by: str = "local",
     aliases: tuple[str, ...] = (),
 ) -> ModelVersion:
-    """Register a trained candidate (its bundle, run, signature, metrics and gates)."""
+    """Register a trained candidate (its bundle, run, signature, metrics and gates).
+
+    Its drift baseline is fitted on the run's training data set and stored with it.
+    """
     if candidate.bundle is None or candidate.digest is None:
         raise InvalidInputError(
             f"Candidate '{candidate.name}' failed to train (run {candidate.run_id}); "
             "only a trained candidate can be registered."
         )
+    # The monitor sits above the registry: imported here, where registration needs its
+    # baseline, rather than leaving every caller to fit and pass the baseline itself.
+    from modelyard.monitor.training_baseline import store_training_baseline
+
+    baseline_digest = store_training_baseline(project, candidate.bundle, candidate.run_id)
     return register_model(
         project,
         name,
@@ -139,6 +157,7 @@ def register_candidate(
         gates=[g.to_dict() for g in candidate.gates],
         created_by=created_by,
         aliases=aliases,
+        baseline_digest=baseline_digest,
     )
 
 
@@ -187,6 +206,16 @@ def record_evaluation(
         row = version_row(session, project, name, which)
         row.metrics = {**(row.metrics or {}), **metrics}
         row.gates = stored_gates
+        session.flush()
+        return version_info(session, name, row)
+
+
+def record_baseline(project: Project, ref: str, digest: str) -> ModelVersion:
+    """Record the drift baseline's blob ``digest`` on a version registered without one."""
+    name, _, which = ref.partition("@")
+    with project.db.write() as session:
+        row = version_row(session, project, name, which)
+        row.baseline_digest = digest
         session.flush()
         return version_info(session, name, row)
 
@@ -326,4 +355,5 @@ def version_info(session: Session, name: str, row: tables.ModelVersion) -> Model
         row.gates or [],
         row.spec_hash,
         row.created_at,
+        row.baseline_digest,
     )

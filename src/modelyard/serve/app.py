@@ -68,9 +68,12 @@ class ServeOptions:
     watch_seconds: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Scored:
-    """One answered inference request, as prediction hooks (the prediction log) see it."""
+    """One answered inference request, as prediction hooks (the prediction log) see it.
+
+    Made for every request while hooks are set: slots and no ``frozen`` (whose
+    ``__init__`` goes through ``object.__setattr__``) keep that to ~0.2 µs."""
 
     request_id: str | None
     model: ServedModel

@@ -304,7 +304,12 @@ MODEL_STAGES = ("none", "staging", "production", "archived")
 
 
 class ModelVersion(Base):
-    """A numbered, immutable model; ``digest`` is the blob of its manifest."""
+    """A numbered, immutable model; ``digest`` is the blob of its manifest.
+
+    ``baseline_digest`` is the blob of its drift baseline (``monitor.baseline``),
+    fitted on its training data at registration, or on first use for versions
+    registered without one.
+    """
 
     __tablename__ = "model_versions"
     __table_args__ = (
@@ -321,6 +326,7 @@ class ModelVersion(Base):
     spec_hash: Mapped[str | None] = mapped_column(HASH)
     flavor: Mapped[str] = mapped_column(sa.String(64))
     digest: Mapped[str] = mapped_column(HASH)
+    baseline_digest: Mapped[str | None] = mapped_column(HASH)
     signature: Mapped[Any] = mapped_column(JSON_TYPE, nullable=True)
     metrics: Mapped[Any] = mapped_column(JSON_TYPE, nullable=True)
     gates: Mapped[Any] = mapped_column(JSON_TYPE, nullable=True)
