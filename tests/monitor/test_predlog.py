@@ -204,6 +204,79 @@ def test_a_numeric_matrix_is_logged_column_by_column(tmp_path: Path, numeric: Se
     assert [r["score"] for r in rows] == body["outputs"][0]["data"]
 
 
+def test_tensor_requests_are_logged_a_batch_at_a_time(
+    tmp_path: Path, numeric: ServedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``prediction_log=`` the server's batcher hands tensor requests to the log in
+    whole batches; only other shapes go through ``record``."""
+    log = PredictionLog(tmp_path / "m", _settings())
+    recorded: list[str | None] = []
+    record = log.record
+    monkeypatch.setattr(log, "record", lambda s: (recorded.append(s.request_id), record(s)))
+    client = TestClient(create_app(numeric, prediction_log=log))
+    matrix = [[0.5, -1.25, 3.0], [-2.0, 0.0, 1e-3], [1.0, 2.0, -3.0]]
+    answers = {}
+    for request_id, part in (("t1", matrix[:1]), ("t2", matrix[1:])):
+        tensor = {"name": "x", "shape": [len(part), 3], "datatype": "FP64", "data": part}
+        reply = client.post("/v2/models/m/infer", json={"id": request_id, "inputs": [tensor]})
+        answers[request_id] = reply.json()["outputs"]
+    client.post(
+        "/v1/models/m:predict",
+        json={"records": [{"a": 1.0, "b": 2.0, "c": -3.0}]},
+        headers={"x-request-id": "rec"},
+    )
+    log.close()
+    assert recorded == ["rec"]
+    rows = _by_request(read_predictions(tmp_path, "m"))
+    assert [(r["request_id"], r["row"]) for r in rows] == [
+        ("rec", 0),
+        ("t1", 0),
+        ("t2", 0),
+        ("t2", 1),
+    ]
+    assert [[r["a"], r["b"], r["c"]] for r in rows[1:]] == matrix
+    tensor_rows = rows[1:]
+    probabilities = answers["t1"][0]["data"] + answers["t2"][0]["data"]
+    labels = answers["t1"][1]["data"] + answers["t2"][1]["data"]
+    assert [r["score"] for r in tensor_rows] == probabilities
+    assert [r["label"] for r in tensor_rows] == [str(v) for v in labels]
+    assert rows[0]["score"] == tensor_rows[2]["score"]  # the same row, sent as a record
+    assert all(r["latency_ms"] > 0 and r["version"] == 1 for r in rows)
+
+
+def test_the_batch_tap_keeps_only_tagged_and_sampled_requests(
+    tmp_path: Path, numeric: ServedModel
+) -> None:
+    log = PredictionLog(tmp_path / "m", _settings(sample_rate=0.5), rng=random.Random(3))
+    tap = log.batch_tap(numeric, "binary", lambda s: (s >= 0.5).astype(int).tolist())
+    assert tap is not None
+    X = np.arange(30, dtype=np.float64).reshape(10, 3)
+    scores = np.linspace(0.05, 0.95, 10)
+    requests: list[tuple[int, Any]] = [(2, ("a", 0.0)), (1, None), (3, ("c", 0.0))]
+    requests += [(1, (f"s{i}", 0.0)) for i in range(4)]
+    tap(X, scores, requests)
+    log.close()
+    draws = random.Random(3)
+    kept = [name for name in ["a", "c", "s0", "s1", "s2", "s3"] if draws.random() < 0.5]
+    rows = _by_request(read_predictions(tmp_path, "m"))
+    assert sorted({r["request_id"] for r in rows}) == sorted(kept) and kept
+    first_row = {"a": 0, "c": 3, "s0": 6, "s1": 7, "s2": 8, "s3": 9}
+    for r in rows:
+        i = first_row[r["request_id"]] + r["row"]
+        assert [r["a"], r["b"], r["c"]] == X[i].tolist()
+        assert r["score"] == scores[i] and r["label"] == str(int(scores[i] >= 0.5))
+
+
+def test_a_model_with_category_inputs_is_logged_request_by_request(
+    tmp_path: Path, loans: tuple[ServedModel, list[dict[str, Any]]], numeric: ServedModel
+) -> None:
+    model, _ = loans
+    log = PredictionLog(tmp_path / "loans", _settings())
+    assert log.batch_tap(model, "binary", lambda s: None) is None
+    hashed = PredictionLog(tmp_path / "m", _settings(), pii=["b"], key=b"k" * 32)
+    assert hashed.batch_tap(numeric, "binary", lambda s: None) is None
+
+
 def _one_row_requests(client: TestClient, name: str, record: dict[str, Any], tag: str) -> None:
     """``record`` as one-row requests of every shape the server takes (ids ``tag-…``)."""
     client.post(

@@ -143,3 +143,32 @@ def test_row_offsets_hold_for_any_mix(sizes: list[int]) -> None:
     for x, answer in zip(inputs, answers, strict=True):
         np.testing.assert_array_equal(answer, x[:, 0] * 2)
     assert sum(model.calls) == sum(sizes)
+
+
+def test_the_tap_sees_each_batch_whole_with_every_request_and_its_tag() -> None:
+    model, seen = Model(), []
+
+    def tap(X: np.ndarray, scores: np.ndarray, requests: list[tuple[int, object]]) -> None:
+        seen.append((X[:, 0].tolist(), scores.tolist(), requests))
+
+    async def main() -> None:
+        batcher = Batcher(model, tap=tap)
+        await asyncio.gather(batcher.score(rows(1), "a"), batcher.score(rows(2, 3)))
+        await batcher.score(rows(4), "c")
+
+    asyncio.run(main())
+    assert seen == [
+        ([1, 2, 3], [2, 4, 6], [(1, "a"), (2, None)]),
+        ([4], [8], [(1, "c")]),
+    ]
+
+
+def test_a_failing_tap_leaves_the_answers_alone() -> None:
+    def tap(X: np.ndarray, scores: np.ndarray, requests: list[tuple[int, object]]) -> None:
+        raise RuntimeError("the tap broke")
+
+    async def main() -> list[np.ndarray]:
+        batcher = Batcher(Model(), tap=tap)
+        return await asyncio.gather(batcher.score(rows(1), "a"), batcher.score(rows(2), "b"))
+
+    assert [a.tolist() for a in asyncio.run(main())] == [[2], [4]]

@@ -34,9 +34,10 @@ import random
 import secrets
 import threading
 import time
+from array import array
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from itertools import chain, repeat
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -363,16 +364,30 @@ class ScoredRequest(Protocol):
 # ---------------------------------------------------------------- the prediction log
 
 
-class _PredictionSegments(SegmentWriter):
-    """The writer of one model version's predictions.
+class _Buffer:
+    """One buffer of predictions, kept compact: numbers as raw float64 bytes, text in lists.
 
-    Its buffer is a list of requests, each a tuple of references to what the
-    server already made for it (``add`` says which), so the request path
-    copies nothing and runs no numpy: a request costs one tuple and one list
-    append. The writer's thread turns a whole buffer into columns at once
-    (``_table``): an ``np.concatenate`` of the requests' matrices, not a
-    Python loop over their values.
+    Nothing of a request is kept alive once it is appended: no arrays, no
+    lists of its values, only the bytes of its numbers and scores and its
+    id, labels and text values. Holding on to each request's objects instead
+    costs the server more (allocator and cache churn) than copying its bytes.
     """
+
+    __slots__ = ("ids", "labels", "numbers", "scores", "seconds", "sizes", "texts", "ts")
+
+    def __init__(self, texts: int) -> None:
+        self.ids: list[str | None] = []  # per request
+        self.sizes = array("q")  # rows per request
+        self.ts = array("q")  # ns since the epoch, per request
+        self.seconds = array("d")  # latency, per request
+        self.numbers = bytearray()  # float64, one row of numeric inputs after another
+        self.scores = bytearray()  # float64, one row of scores (1 or a value per class) each
+        self.labels: list[Any] = []  # per row
+        self.texts: list[list[Any]] = [[] for _ in range(texts)]  # per text input, per row
+
+
+class _PredictionSegments(SegmentWriter):
+    """The writer of one model version's predictions (see ``_Buffer``)."""
 
     def __init__(
         self,
@@ -387,76 +402,124 @@ class _PredictionSegments(SegmentWriter):
     ) -> None:
         self.model, self.version, self.task = model, version, task
         self._numeric = numeric  # per logged input, in schema order: a number, or text?
+        self._width = sum(numeric)
         super().__init__(folder, schema, time_column="ts", **options)
 
-    def add(self, request: tuple[Any, ...], n: int) -> bool:
-        """Buffer one request of ``n`` rows: ``(request_id, n, numbers, texts, scores,
-        labels, ts_ms, latency_ms)``. ``numbers`` are the numeric inputs, an (n, k) matrix,
-        or for one row a list of k floats (missing: NaN); ``texts`` one entry per text
-        input, its value (one row) or its n values; ``scores`` the model's (n,) or
-        (n, classes) array; ``labels`` its n labels or None. Nothing is copied: the
-        caller must not change them afterwards."""
+    def add(
+        self,
+        request_id: str | None,
+        n: int,
+        numbers: Any,
+        texts: Sequence[Any],
+        scores: np.ndarray,
+        labels: Sequence[Any] | None,
+        ts_ns: int,
+        seconds: float,
+    ) -> bool:
+        """Buffer one request of ``n`` rows. ``numbers``: its numeric inputs as float64 in
+        row order, any buffer (an (n, k) C-ordered array, an ``array("d")``); ``texts`` one
+        entry per text input, its value (one row) or its n values; ``scores`` the model's
+        float64 (n,) or (n, classes) array; ``labels`` its n labels or None; ``ts_ns``
+        when it was answered (``time.time_ns()``) and ``seconds`` how long that took."""
         with self._lock:
             if self._closed or self._rows + n > self.buffer_rows:
                 self.dropped += n
                 return False
-            self._buffer.append(request)
+            b = self._buffer
+            b.numbers.extend(numbers)
+            b.scores.extend(scores)
+            b.ids.append(request_id)
+            b.sizes.append(n)
+            b.ts.append(ts_ns)
+            b.seconds.append(seconds)
+            if labels is None:
+                b.labels.extend(repeat(None, n))
+            else:
+                b.labels.extend(labels)
+            if n == 1:
+                for column, value in zip(b.texts, texts, strict=True):
+                    column.append(value)
+            else:
+                for column, values in zip(b.texts, texts, strict=True):
+                    column.extend(values)
             self._rows += n
         self._wake_if_full()
         return True
 
-    def _new_buffer(self) -> list[tuple[Any, ...]]:
-        return []
+    def add_batch(
+        self,
+        X: np.ndarray,
+        scores: np.ndarray,
+        labels: Sequence[Any] | None,
+        requests: list[tuple[int, str | None, float]],
+        ts_ns: int,
+    ) -> None:
+        """Buffer a scored batch of tensor requests whose inputs are ``X`` as is:
+        ``requests`` holds each one's ``(rows, request_id, seconds)``, in ``X``'s order."""
+        rows = len(X)
+        X, scores = _contiguous(X), _contiguous(scores)
+        with self._lock:
+            if self._closed or self._rows + rows > self.buffer_rows:
+                self.dropped += rows
+                return
+            b = self._buffer
+            b.numbers.extend(X)
+            b.scores.extend(scores)
+            for n, request_id, seconds in requests:
+                b.ids.append(request_id)
+                b.sizes.append(n)
+                b.ts.append(ts_ns)
+                b.seconds.append(seconds)
+            if labels is None:
+                b.labels.extend(repeat(None, rows))
+            else:
+                b.labels.extend(labels)
+            self._rows += rows
+        self._wake_if_full()
 
-    def _table(self, requests: list[tuple[Any, ...]], rows: int) -> pa.Table:
-        # One C-level transposition, then whole-column numpy and Arrow calls: no Python
-        # bytecode runs per row in the usual case of one row per request.
-        ids, sizes, numbers, texts, scores, labels, ts, latency = zip(*requests, strict=True)
-        one_each = rows == len(requests)
+    def _new_buffer(self) -> _Buffer:
+        return _Buffer(len(self._numeric) - self._width)
 
-        def per_row(values: tuple[Any, ...], kind: Any) -> np.ndarray:
-            array = np.array(values, kind)
-            return array if one_each else np.repeat(array, sizes)
+    def _table(self, buffer: _Buffer, rows: int) -> pa.Table:
+        requests = len(buffer.ids)
+        one_each = rows == requests  # the usual case: a row per request
+        sizes = np.frombuffer(buffer.sizes, np.int64) if not one_each else None
+
+        def per_row(values: Any, kind: Any) -> np.ndarray:
+            array_ = np.frombuffer(values, kind)
+            return array_ if sizes is None else np.repeat(array_, sizes)
 
         positions = (
             np.zeros(rows, np.int32)
-            if one_each
-            else np.concatenate([np.arange(n, dtype=np.int32) for n in sizes])
+            if sizes is None
+            else (np.arange(rows) - np.repeat(np.cumsum(sizes) - sizes, sizes)).astype(np.int32)
         )
+        ids = buffer.ids if sizes is None else list(_repeated(buffer.ids, buffer.sizes))
         head = [
-            pa.array(ids if one_each else list(_repeated(ids, sizes)), pa.string()),
+            pa.array(ids, pa.string()),
             pa.array(positions),
-            pa.array(per_row(ts, np.int64)).cast(TIMESTAMP),
+            pa.array(per_row(buffer.ts, np.int64) // 1_000_000).cast(TIMESTAMP),
             pa.array([self.model] * rows, pa.string()),
             pa.array(np.full(rows, self.version, np.int32)),
-            pa.array(per_row(latency, np.float32)),
+            pa.array(per_row(buffer.seconds, np.float64) * 1000.0, pa.float32()),
         ]
-        block = _number_block(numbers, rows, sum(self._numeric))
-        by_input = list(zip(*texts, strict=True)) if one_each else None
+        block = np.frombuffer(buffer.numbers, np.float64).reshape(rows, self._width)
         inputs, number, text = [], 0, 0
         names = self.schema.names[len(HEAD) : len(self.schema) - len(OUTPUTS)]
         for numeric, f in zip(self._numeric, names, strict=True):
             if numeric:
                 inputs.append(pa.array(block[:, number], from_pandas=True))  # NaN: missing
                 number += 1
-                continue
-            if by_input is not None:
-                values: Sequence[Any] = by_input[text]
             else:
-                values = list(_flattened([t[text] for t in texts], sizes))
-            inputs.append(_array(values, self.schema.field(f).type))
-            text += 1
-        stacked = np.concatenate(scores).astype(np.float64, copy=False)
-        score = stacked.max(axis=1) if stacked.ndim == 2 else stacked
+                inputs.append(_array(buffer.texts[text], self.schema.field(f).type))
+                text += 1
+        scores = np.frombuffer(buffer.scores, np.float64).reshape(rows, -1)
+        score = scores.max(axis=1) if self.task == "multiclass" else scores[:, 0]
         if self.task == "regression":
             outputs = [pa.nulls(rows, pa.string()), pa.nulls(rows, pa.float64())]
         else:
-            if None in labels:
-                per_label = list(_flattened(labels, sizes, missing=True))
-            else:
-                per_label = list(chain.from_iterable(labels))
             confidence = np.maximum(score, 1.0 - score) if self.task == "binary" else score
-            outputs = [_text(per_label), pa.array(confidence)]
+            outputs = [_text(buffer.labels), pa.array(confidence)]
         arrays = [*head, *inputs, pa.array(score), *outputs]
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
@@ -466,42 +529,24 @@ def _repeated(values: Sequence[Any], sizes: Sequence[int]) -> Any:
         yield from repeat(value, n)
 
 
-def _flattened(values: Sequence[Any], sizes: Sequence[int], *, missing: bool = False) -> Any:
-    """One value per row: a one-row request's value as is, a longer one's values in turn
-    (with ``missing``, a request's None stands for n missing values)."""
-    for value, n in zip(values, sizes, strict=True):
-        if missing and value is None:
-            yield from repeat(None, n)
-        elif n == 1 and not missing:
-            yield value
-        else:
-            yield from value
-
-
-def _number_block(parts: Sequence[Any], rows: int, width: int) -> np.ndarray:
-    """The requests' numeric inputs as one (rows, width) float64 matrix."""
-    if width == 0:
-        return np.empty((rows, 0))
+def _floats(values: list[Any]) -> array[float]:
+    """A row's numeric inputs as float64 (missing, or a value that is no number: NaN)."""
     try:
-        if all(type(p) is np.ndarray for p in parts):
-            block = np.concatenate(parts)
-        else:
-            block = np.concatenate([np.asarray(p, np.float64).reshape(-1, width) for p in parts])
-        return block.astype(np.float64, copy=False).reshape(rows, width)
-    except (TypeError, ValueError):  # a value that is no number: that one becomes NaN
-        return np.concatenate([_floats_of(p, width) for p in parts])
-
-
-def _floats_of(part: Any, width: int) -> np.ndarray:
-    try:
-        return np.asarray(part, np.float64).reshape(-1, width)
-    except (TypeError, ValueError):
+        return array("d", values)
+    except TypeError:
         convert = _converter(pa.float64())
-        values = [NAN if (v := convert(x)) is None else v for x in np.ravel(part)]
-        return np.asarray(values, np.float64).reshape(-1, width)
+        return array("d", [NAN if (v := convert(x)) is None else v for x in values])
 
 
 NAN = float("nan")
+FLOAT64 = np.dtype(np.float64)
+BatchTap = Callable[[np.ndarray, np.ndarray, list[tuple[int, Any]]], None]
+
+
+def _contiguous(values: np.ndarray) -> np.ndarray:
+    if values.dtype is FLOAT64 and values.flags.c_contiguous:
+        return values
+    return np.ascontiguousarray(values, np.float64)
 
 
 def _text(values: Sequence[Any]) -> pa.Array:
@@ -597,13 +642,62 @@ class PredictionLog:
         if self._sample is not None and self._sample() >= self.settings.sample_rate:
             return
         try:
-            self._record(scored)
+            model = scored.model
+            layout = self._layout
+            if model is not self._model or layout is None:
+                layout = self._switch(model, scored.prediction.task)
+            self._record(scored, layout)
         except Exception:  # the request was answered; a logging bug must not turn it into a 500
-            self._failed += 1
-            if self._failed == 1:
-                log.exception(
-                    "could not log a prediction of %s; such rows are dropped", self.folder
-                )
+            self._fail()
+
+    def batch_tap(
+        self,
+        model: ScoredModel,
+        task: str,
+        labels_of: Callable[[np.ndarray], Sequence[Any] | None],
+    ) -> BatchTap | None:
+        """A tap for the server's batcher that logs the tagged tensor requests of each
+        scored batch in one copy (``tag``: ``(request_id, perf_counter at arrival)``), or
+        None when ``model``'s logged inputs are not its input matrix as is (a category
+        input, or a PII input dropped or hashed): those requests go through ``record``.
+        ``labels_of(scores)`` gives the labels the server answered for ``scores``."""
+        layout = self._switch(model, task)
+        if not layout.matrix_as_is:
+            return None
+        writer = layout.writer
+
+        def tap(X: np.ndarray, scores: np.ndarray, requests: list[tuple[int, Any]]) -> None:
+            try:
+                self._tap(writer, labels_of, X, scores, requests)
+            except Exception:  # the answers are out; a logging bug must not reach them
+                self._fail()
+
+        return tap
+
+    def _tap(
+        self,
+        writer: _PredictionSegments,
+        labels_of: Callable[[np.ndarray], Sequence[Any] | None],
+        X: np.ndarray,
+        scores: np.ndarray,
+        requests: list[tuple[int, Any]],
+    ) -> None:
+        ts_ns, now = time.time_ns(), time.perf_counter()
+        sample, rate = self._sample, self.settings.sample_rate
+        if sample is not None or any(tag is None for _, tag in requests):
+            keep = [tag is not None and (sample is None or sample() < rate) for _, tag in requests]
+            if not any(keep):
+                return
+            rows = np.repeat(keep, [n for n, _ in requests])
+            X, scores = X[rows], scores[rows]
+            requests = [r for r, kept in zip(requests, keep, strict=True) if kept]
+        chosen = [(n, request_id, now - arrived) for n, (request_id, arrived) in requests]
+        writer.add_batch(X, scores, labels_of(scores), chosen, ts_ns)
+
+    def _fail(self) -> None:
+        self._failed += 1
+        if self._failed == 1:
+            log.exception("could not log a prediction of %s; such rows are dropped", self.folder)
 
     def close(self) -> None:
         """Write every buffered row and stop the writers."""
@@ -618,37 +712,36 @@ class PredictionLog:
                 totals[name] += count
         return totals
 
-    def _record(self, scored: ScoredRequest) -> None:
-        model, prediction, rows = scored.model, scored.prediction, scored.rows
-        layout = self._layout if model is self._model else self._switch(model, prediction.task)
-        assert layout is not None
-        ts, latency, n = time.time_ns() // 1_000_000, scored.seconds * 1000.0, rows.n
+    def _record(self, scored: ScoredRequest, layout: _Layout) -> None:
+        prediction, rows, n = scored.prediction, scored.rows, scored.rows.n
         matrix = rows.matrix
-        if layout.matrix_as_is and matrix is not None:  # a tensor request: keep its matrix
-            numbers: Any = matrix
-            texts: Sequence[Any] = ()
+        numbers: Any
+        texts: Sequence[Any]
+        if layout.matrix_as_is and matrix is not None:  # a tensor request: its bytes as they are
+            numbers = _contiguous(matrix)
+            texts = ()
         elif n == 1:
             values = self._row(rows, layout)
-            numbers = [NAN if (v := values[i]) is None else v for i in layout.number_at]
+            numbers = _floats([NAN if (v := values[i]) is None else v for i in layout.number_at])
             texts = [values[i] for i in layout.text_at]
         else:
             columns = self._columns(rows, layout)
             numbers = np.array(
                 [[NAN if v is None else v for v in columns[i]] for i in layout.number_at],
                 dtype=np.float64,
-            ).T.reshape(n, len(layout.number_at))
+            ).T.copy()
             texts = [columns[i] for i in layout.text_at]
-        request = (
+        scores = _contiguous(prediction.scores)
+        layout.writer.add(
             scored.request_id,
             n,
             numbers,
             texts,
-            prediction.scores,
+            scores,
             prediction.labels,
-            ts,
-            latency,
+            time.time_ns(),
+            scored.seconds,
         )
-        layout.writer.add(request, n)
 
     def _row(self, rows: ScoredRows, layout: _Layout) -> list[Any]:
         """The logged inputs of a one-row request, PII hashed."""

@@ -138,11 +138,15 @@ Handler = Callable[[Request], Awaitable[Reply]]
 
 
 class Live:
-    """What the app serves right now: the model and its batcher, swapped together."""
+    """What the app serves right now: the model and its batcher, swapped together.
+
+    ``tapped``: the prediction log takes this model's tensor requests from the
+    batcher, a batch at a time, rather than through ``record`` one by one."""
 
     def __init__(self, model: ServedModel, batcher: Batcher) -> None:
         self.model = model
         self.batcher = batcher
+        self.tapped = batcher.tap is not None
 
 
 class InferenceApp:
@@ -162,7 +166,7 @@ class InferenceApp:
         self.reload = reload
         self.prediction_log = prediction_log
         self.feedback = feedback
-        self.hooks = list(hooks) + ([prediction_log.record] if prediction_log else [])
+        self.hooks = list(hooks)
         self.metrics = ServerMetrics()
         self.started = time.time()
         self._id_prefix = f"{secrets.token_hex(8)}-"
@@ -189,12 +193,19 @@ class InferenceApp:
 
     def _install(self, model: ServedModel) -> None:
         o = self.options
+        tap = None
+        if self.prediction_log is not None:
+            bundle = model.bundle
+            tap = self.prediction_log.batch_tap(
+                model, bundle.task, lambda scores: prediction(bundle, scores).labels
+            )
         batcher = Batcher(
             model.score or model.bundle.predict,
             max_batch_rows=o.max_batch_rows,
             max_wait=o.max_wait_ms / 1000,
             max_queue_rows=o.max_queue_rows,
             on_batch=self.metrics.batch,
+            tap=tap,
         )
         self.live = Live(model, batcher)
         self.metrics.model = (model.name, model.version, model.runtime)
@@ -319,20 +330,29 @@ class InferenceApp:
     async def _score(
         self, live: Live, rows: Rows, request_id: str | None
     ) -> tuple[Prediction, str | None]:
-        """Score ``rows``; with prediction hooks (the log) every request gets an id, made
-        here when the client sent none, so that its labels can be attached later."""
+        """Score ``rows``; with the prediction log or hooks every request gets an id, made
+        here when the client sent none, so that its labels can be attached later.
+
+        A tensor request the model takes as is (``encode`` hands back its own
+        matrix) is logged by the batcher's tap with its batch; any other goes
+        to ``prediction_log.record``."""
         started = time.perf_counter()
         model = live.model
         X = model.signature.encode(rows)
         if rows.extra:
             self.metrics.extra_fields += len(rows.extra)
-        scores = await live.batcher.score(X)
-        result = prediction(model.bundle, scores)
-        if self.hooks:
+        logged = self.prediction_log
+        if logged is not None or self.hooks:
             request_id = request_id or self._new_request_id()
+        tapped = live.tapped and X is rows.matrix
+        scores = await live.batcher.score(X, (request_id, started) if tapped else None)
+        result = prediction(model.bundle, scores)
+        if self.hooks or (logged is not None and not tapped):
             event = Scored(request_id, model, rows, result, time.perf_counter() - started)
             for hook in self.hooks:
                 hook(event)
+            if logged is not None and not tapped:
+                logged.record(event)
         return result, request_id
 
     def _new_request_id(self) -> str:
