@@ -24,15 +24,9 @@ from modelyard.monitor.feedback import (
     parse_feedback,
     read_feedback,
 )
+from modelyard.monitor.log_files import HEAD, OUTPUTS, feedback_root, model_folder, predictions_root
 from modelyard.monitor.performance import realised_metrics
-from modelyard.monitor.predlog import (
-    HEAD,
-    OUTPUTS,
-    SegmentWriter,
-    feedback_root,
-    model_folder,
-    predictions_root,
-)
+from modelyard.monitor.segment_writer import SegmentWriter
 from modelyard.project import Project
 
 SECRET = "jane.doe@example.com"

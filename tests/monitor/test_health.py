@@ -26,7 +26,8 @@ from modelyard.data.datasets import add_dataset
 from modelyard.data.demo import DEMO_SPEC, make_loans
 from modelyard.errors import DataError, InvalidInputError, ServingError
 from modelyard.monitor.health import health_summary, metrics_url, parse_metrics, scrape
-from modelyard.monitor.predlog import HEAD, OUTPUTS, SegmentWriter, model_folder, predictions_root
+from modelyard.monitor.log_files import HEAD, OUTPUTS, model_folder, predictions_root
+from modelyard.monitor.segment_writer import SegmentWriter
 from modelyard.project import Project
 from modelyard.registry.versions import register_candidate
 from modelyard.serve.app import create_app

@@ -37,6 +37,13 @@ from modelyard.errors import InvalidInputError, NotFoundError
 from modelyard.monitor.baseline import Baseline
 from modelyard.monitor.drift import detect_drift, prediction_drift
 from modelyard.monitor.feedback import FEEDBACK
+from modelyard.monitor.log_files import (
+    HEAD,
+    OUTPUTS,
+    feedback_root,
+    predictions_root,
+    read_predictions,
+)
 from modelyard.monitor.model_report import (
     MonitorReport,
     build_monitor_report,
@@ -45,15 +52,8 @@ from modelyard.monitor.model_report import (
 )
 from modelyard.monitor.performance import realised_metrics
 from modelyard.monitor.pii import hash_values, project_key
-from modelyard.monitor.predlog import (
-    HEAD,
-    OUTPUTS,
-    SegmentWriter,
-    feedback_root,
-    predictions_root,
-    read_predictions,
-)
 from modelyard.monitor.runner import alert_history, run_once
+from modelyard.monitor.segment_writer import SegmentWriter
 from modelyard.monitor.training_baseline import training_baseline
 from modelyard.project import Project
 from modelyard.registry.versions import register_candidate

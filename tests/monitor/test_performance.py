@@ -25,15 +25,9 @@ from modelyard.data.demo import DEMO_SPEC
 from modelyard.errors import DataError, InvalidInputError
 from modelyard.evaluate.metrics import expected_calibration_error
 from modelyard.monitor.feedback import FEEDBACK
+from modelyard.monitor.log_files import HEAD, OUTPUTS, feedback_root, model_folder, predictions_root
 from modelyard.monitor.performance import realised_metrics
-from modelyard.monitor.predlog import (
-    HEAD,
-    OUTPUTS,
-    SegmentWriter,
-    feedback_root,
-    model_folder,
-    predictions_root,
-)
+from modelyard.monitor.segment_writer import SegmentWriter
 from modelyard.project import Project
 from modelyard.registry.versions import register_model
 

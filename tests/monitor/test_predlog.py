@@ -22,17 +22,17 @@ from typer.testing import CliRunner
 from modelyard.data.demo import DEMO_SPEC, make_loans
 from modelyard.data.encoding import FeatureEncoder
 from modelyard.errors import DataError, InvalidInputError
-from modelyard.monitor.pii import ENV_KEY, hash_values
-from modelyard.monitor.predlog import (
+from modelyard.monitor.log_files import (
     ENV_PREDICTIONS,
     FIXED,
     TIMESTAMP,
-    PredictionLog,
-    SegmentWriter,
     apply_retention,
     predictions_root,
     read_predictions,
 )
+from modelyard.monitor.pii import ENV_KEY, hash_values
+from modelyard.monitor.predlog import PredictionLog
+from modelyard.monitor.segment_writer import SegmentWriter
 from modelyard.project import Project
 from modelyard.serve.app import Scored, create_app
 from modelyard.serve.model import ServedModel

@@ -31,15 +31,9 @@ from modelyard.errors import DataError, InvalidInputError, ModelyardError, SpecE
 from modelyard.monitor.alerts import Measured, RuleState, evaluate_rules, next_state
 from modelyard.monitor.drift import compare
 from modelyard.monitor.feedback import FeedbackLog, FeedbackRow
+from modelyard.monitor.log_files import HEAD, OUTPUTS, predictions_root, read_predictions
 from modelyard.monitor.measures import measure
 from modelyard.monitor.notify import MemorySender
-from modelyard.monitor.predlog import (
-    HEAD,
-    OUTPUTS,
-    SegmentWriter,
-    predictions_root,
-    read_predictions,
-)
 from modelyard.monitor.runner import (
     Evaluation,
     RunResult,
@@ -48,6 +42,7 @@ from modelyard.monitor.runner import (
     run_forever,
     run_once,
 )
+from modelyard.monitor.segment_writer import SegmentWriter
 from modelyard.monitor.training_baseline import training_baseline
 from modelyard.project import Project
 from modelyard.registry.audit import events

@@ -15,7 +15,7 @@ from test_runner import RULE, _cli, open_project, write_log
 from typer.testing import CliRunner
 
 from modelyard.monitor.feedback import FEEDBACK
-from modelyard.monitor.predlog import feedback_root, predictions_root, read_predictions
+from modelyard.monitor.log_files import feedback_root, predictions_root, read_predictions
 from modelyard.monitor.runner import RunResult, run_forever, run_once
 from modelyard.project import Project
 

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from modelyard.monitor.feedback import read_feedback
-from modelyard.monitor.predlog import read_predictions
+from modelyard.monitor.log_files import read_predictions
 from modelyard.registry.versions import resolve
 
 if TYPE_CHECKING:

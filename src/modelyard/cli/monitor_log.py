@@ -34,7 +34,7 @@ def log_command(
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many rows to show.")] = 20,
 ) -> None:
     """Print the latest logged predictions of MODEL and the log's location."""
-    from modelyard.monitor.predlog import model_folder, predictions_root, read_predictions
+    from modelyard.monitor.log_files import model_folder, predictions_root, read_predictions
     from modelyard.spec import parse_duration
 
     try:

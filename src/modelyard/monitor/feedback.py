@@ -35,13 +35,13 @@ import pyarrow.parquet as pq
 from pyarrow import csv
 
 from modelyard.errors import DataError, InvalidInputError, ServingError
-from modelyard.monitor.predlog import (
-    SegmentWriter,
+from modelyard.monitor.log_files import (
     apply_retention,
     feedback_root,
     model_folder,
     read_predictions,
 )
+from modelyard.monitor.segment_writer import SegmentWriter
 from modelyard.spec import parse_duration
 
 if TYPE_CHECKING:

@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 
 from modelyard.errors import DataError, InvalidInputError, ServingError
 from modelyard.files import write_json_atomically
-from modelyard.monitor.predlog import model_folder, read_predictions
+from modelyard.monitor.log_files import model_folder, read_predictions
 from modelyard.spec import parse_duration
 
 if TYPE_CHECKING:

@@ -45,8 +45,8 @@ from modelyard.errors import DataError, InvalidInputError
 from modelyard.monitor.alerts import Measured
 from modelyard.monitor.drift import DriftReport, detect_drift
 from modelyard.monitor.health import HealthSummary, health_summary, windowed_error_rate
+from modelyard.monitor.log_files import read_predictions
 from modelyard.monitor.performance import NEEDS_ALL_PROBABILITIES, realised_metrics
-from modelyard.monitor.predlog import read_predictions
 from modelyard.monitor.training_baseline import SCORE, training_baseline
 from modelyard.project import Project
 from modelyard.spec import AlertRule, metrics_for, parse_duration

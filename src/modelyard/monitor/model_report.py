@@ -48,9 +48,9 @@ import pyarrow.compute as pc
 from modelyard.errors import DataError, InvalidInputError, NotFoundError
 from modelyard.monitor.drift import DriftReport, FeatureDrift
 from modelyard.monitor.health import HealthSummary, health_summary
+from modelyard.monitor.log_files import predictions_root, read_predictions
 from modelyard.monitor.model_report_page import render_monitor_report
 from modelyard.monitor.performance import RealisedPerformance, realised_metrics
-from modelyard.monitor.predlog import predictions_root, read_predictions
 from modelyard.monitor.report import write_page_and_json
 from modelyard.monitor.runner import AlertRecord, alert_history
 from modelyard.monitor.training_baseline import training_baseline

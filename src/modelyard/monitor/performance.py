@@ -45,7 +45,7 @@ from sklearn import metrics as skm
 from modelyard.errors import InvalidInputError, NotFoundError
 from modelyard.evaluate.metrics import expected_calibration_error, task_report
 from modelyard.monitor.feedback import read_feedback
-from modelyard.monitor.predlog import read_predictions
+from modelyard.monitor.log_files import read_predictions
 from modelyard.spec import Spec, parse_duration
 from modelyard.spec_catalogue import METRICS
 

@@ -41,9 +41,9 @@ from sqlalchemy.orm import Session
 
 from modelyard.errors import DataError, InvalidInputError, ModelyardError
 from modelyard.monitor.alerts import RuleState, Status, Transition, evaluate_rules
+from modelyard.monitor.log_files import apply_retention, feedback_root, predictions_root
 from modelyard.monitor.measures import check_rules, measure, monitored_version
 from modelyard.monitor.notify import Delivery, Notification, Sender, escalate
-from modelyard.monitor.predlog import apply_retention, feedback_root, predictions_root
 from modelyard.project import Project
 from modelyard.registry.audit import record
 from modelyard.spec import AlertRule, parse_duration
