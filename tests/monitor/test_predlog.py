@@ -248,7 +248,7 @@ def test_the_batch_tap_keeps_only_tagged_and_sampled_requests(
     tmp_path: Path, numeric: ServedModel
 ) -> None:
     log = PredictionLog(tmp_path / "m", _settings(sample_rate=0.5), rng=random.Random(3))
-    tap = log.batch_tap(numeric, "binary", lambda s: (s >= 0.5).astype(int).tolist())
+    tap = log.batch_tap(numeric, "binary")
     assert tap is not None
     X = np.arange(30, dtype=np.float64).reshape(10, 3)
     scores = np.linspace(0.05, 0.95, 10)
@@ -272,9 +272,9 @@ def test_a_model_with_category_inputs_is_logged_request_by_request(
 ) -> None:
     model, _ = loans
     log = PredictionLog(tmp_path / "loans", _settings())
-    assert log.batch_tap(model, "binary", lambda s: None) is None
+    assert log.batch_tap(model, "binary") is None
     hashed = PredictionLog(tmp_path / "m", _settings(), pii=["b"], key=b"k" * 32)
-    assert hashed.batch_tap(numeric, "binary", lambda s: None) is None
+    assert hashed.batch_tap(numeric, "binary") is None
 
 
 def _one_row_requests(client: TestClient, name: str, record: dict[str, Any], tag: str) -> None:

@@ -21,11 +21,12 @@ class PredictionBuffer:
 
     Nothing of a request is kept alive once it is appended: no arrays, no
     lists of its values, only the bytes of its numbers and scores and its
-    id, labels and text values. Holding on to each request's objects instead
+    id and text values (labels follow from the scores: ``labels_of``, on the
+    writer's thread, a buffer at a time). Holding on to each request's objects instead
     costs the server more (allocator and cache churn) than copying its bytes.
     """
 
-    __slots__ = ("ids", "labels", "numbers", "scores", "seconds", "sizes", "texts", "ts")
+    __slots__ = ("ids", "numbers", "scores", "seconds", "sizes", "texts", "ts")
 
     def __init__(self, texts: int) -> None:
         self.ids: list[str | None] = []  # per request
@@ -34,7 +35,6 @@ class PredictionBuffer:
         self.seconds = array("d")  # latency, per request
         self.numbers = bytearray()  # float64, one row of numeric inputs after another
         self.scores = bytearray()  # float64, one row of scores (1 or a value per class) each
-        self.labels: list[Any] = []  # per row
         self.texts: list[list[Any]] = [[] for _ in range(texts)]  # per text input, per row
 
 
@@ -50,9 +50,11 @@ class PredictionSegments(SegmentWriter):
         version: int,
         task: str,
         numeric: list[bool],
+        labels_of: Callable[[np.ndarray], np.ndarray | None],
         **options: Any,
     ) -> None:
         self.model, self.version, self.task = model, version, task
+        self._labels_of = labels_of  # scores → the labels the server answered
         self._numeric = numeric  # per logged input, in schema order: a number, or text?
         self._width = sum(numeric)
         super().__init__(folder, schema, time_column="ts", **options)
@@ -64,15 +66,14 @@ class PredictionSegments(SegmentWriter):
         numbers: Any,
         texts: Sequence[Any],
         scores: np.ndarray,
-        labels: Sequence[Any] | None,
         ts_ns: int,
         seconds: float,
     ) -> bool:
         """Buffer one request of ``n`` rows. ``numbers``: its numeric inputs as float64 in
         row order, any buffer (an (n, k) C-ordered array, an ``array("d")``); ``texts`` one
         entry per text input, its value (one row) or its n values; ``scores`` the model's
-        float64 (n,) or (n, classes) array; ``labels`` its n labels or None; ``ts_ns``
-        when it was answered (``time.time_ns()``) and ``seconds`` how long that took."""
+        float64 (n,) or (n, classes) array; ``ts_ns`` when it was answered
+        (``time.time_ns()``) and ``seconds`` how long that took."""
         with self._lock:
             if self._closed or self._rows + n > self.buffer_rows:
                 self.dropped += n
@@ -84,10 +85,6 @@ class PredictionSegments(SegmentWriter):
             b.sizes.append(n)
             b.ts.append(ts_ns)
             b.seconds.append(seconds)
-            if labels is None:
-                b.labels.extend(repeat(None, n))
-            else:
-                b.labels.extend(labels)
             if n == 1:
                 for column, value in zip(b.texts, texts, strict=True):
                     column.append(value)
@@ -102,7 +99,6 @@ class PredictionSegments(SegmentWriter):
         self,
         X: np.ndarray,
         scores: np.ndarray,
-        labels: Sequence[Any] | None,
         requests: list[tuple[int, str | None, float]],
         ts_ns: int,
     ) -> None:
@@ -122,10 +118,6 @@ class PredictionSegments(SegmentWriter):
                 b.sizes.append(n)
                 b.ts.append(ts_ns)
                 b.seconds.append(seconds)
-            if labels is None:
-                b.labels.extend(repeat(None, rows))
-            else:
-                b.labels.extend(labels)
             self._rows += rows
         self._wake_if_full()
 
@@ -172,7 +164,8 @@ class PredictionSegments(SegmentWriter):
             outputs = [pa.nulls(rows, pa.string()), pa.nulls(rows, pa.float64())]
         else:
             confidence = np.maximum(score, 1.0 - score) if self.task == "binary" else score
-            outputs = [_text(buffer.labels), pa.array(confidence)]
+            labels = self._labels_of(scores if self.task == "multiclass" else score)
+            outputs = [_text(labels), pa.array(confidence)]
         arrays = [*head, *inputs, pa.array(score), *outputs]
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
@@ -202,13 +195,15 @@ def contiguous(values: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(values, np.float64)
 
 
-def _text(values: Sequence[Any]) -> pa.Array:
+def _text(values: np.ndarray | None) -> pa.Array:
     """Labels as text: binary 0/1 become "0"/"1", class names stay as they are."""
+    if values is None:
+        raise ValueError("a classifier's bundle gave no labels")
     try:
         array = pa.array(values)
         return array if pa.types.is_string(array.type) else array.cast(pa.string())
     except pa.ArrowException:
-        return arrow_array(values, pa.string())
+        return arrow_array(values.tolist(), pa.string())
 
 
 __all__ = ["BatchTap", "PredictionBuffer", "PredictionSegments", "contiguous", "floats"]

@@ -35,7 +35,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -74,7 +74,13 @@ class ScoredSignature(Protocol):
     def kinds(self) -> Mapping[str, str]: ...
 
 
+class ScoredBundle(Protocol):
+    def labels(self, scores: np.ndarray) -> np.ndarray | None: ...
+
+
 class ScoredModel(Protocol):
+    @property
+    def bundle(self) -> ScoredBundle: ...
     @property
     def name(self) -> str: ...
     @property
@@ -213,17 +219,11 @@ class PredictionLog:
         except Exception:  # the request was answered; a logging bug must not turn it into a 500
             self._fail()
 
-    def batch_tap(
-        self,
-        model: ScoredModel,
-        task: str,
-        labels_of: Callable[[np.ndarray], Sequence[Any] | None],
-    ) -> BatchTap | None:
+    def batch_tap(self, model: ScoredModel, task: str) -> BatchTap | None:
         """A tap for the server's batcher that logs the tagged tensor requests of each
         scored batch in one copy (``tag``: ``(request_id, perf_counter at arrival)``), or
         None when ``model``'s logged inputs are not its input matrix as is (a category
-        input, or a PII input dropped or hashed): those requests go through ``record``.
-        ``labels_of(scores)`` gives the labels the server answered for ``scores``."""
+        input, or a PII input dropped or hashed): those requests go through ``record``."""
         layout = self._switch(model, task)
         if not layout.matrix_as_is:
             return None
@@ -231,7 +231,7 @@ class PredictionLog:
 
         def tap(X: np.ndarray, scores: np.ndarray, requests: list[tuple[int, Any]]) -> None:
             try:
-                self._tap(writer, labels_of, X, scores, requests)
+                self._tap(writer, X, scores, requests)
             except Exception:  # the answers are out; a logging bug must not reach them
                 self._fail()
 
@@ -240,13 +240,17 @@ class PredictionLog:
     def _tap(
         self,
         writer: PredictionSegments,
-        labels_of: Callable[[np.ndarray], Sequence[Any] | None],
         X: np.ndarray,
         scores: np.ndarray,
         requests: list[tuple[int, Any]],
     ) -> None:
         ts_ns, now = time.time_ns(), time.perf_counter()
         sample, rate = self._sample, self.settings.sample_rate
+        if sample is None and len(requests) == 1:  # one request alone: nothing to pick
+            n, tag = requests[0]
+            if tag is not None:
+                writer.add_batch(X, scores, [(n, tag[0], now - tag[1])], ts_ns)
+            return
         if sample is not None or any(tag is None for _, tag in requests):
             keep = [tag is not None and (sample is None or sample() < rate) for _, tag in requests]
             if not any(keep):
@@ -255,7 +259,7 @@ class PredictionLog:
             X, scores = X[rows], scores[rows]
             requests = [r for r, kept in zip(requests, keep, strict=True) if kept]
         chosen = [(n, request_id, now - arrived) for n, (request_id, arrived) in requests]
-        writer.add_batch(X, scores, labels_of(scores), chosen, ts_ns)
+        writer.add_batch(X, scores, chosen, ts_ns)
 
     def _fail(self) -> None:
         self._failed += 1
@@ -301,7 +305,6 @@ class PredictionLog:
             numbers,
             texts,
             scores,
-            prediction.labels,
             time.time_ns(),
             scored.seconds,
         )
@@ -378,6 +381,7 @@ class PredictionLog:
             version=model.version,
             task=task,
             numeric=numeric,
+            labels_of=model.bundle.labels,
             worker=self.worker,
             flush_rows=s.flush_rows,
             flush_seconds=s.flush_seconds,

@@ -195,10 +195,7 @@ class InferenceApp:
         o = self.options
         tap = None
         if self.prediction_log is not None:
-            bundle = model.bundle
-            tap = self.prediction_log.batch_tap(
-                model, bundle.task, lambda scores: prediction(bundle, scores).labels
-            )
+            tap = self.prediction_log.batch_tap(model, model.bundle.task)
         batcher = Batcher(
             model.score or model.bundle.predict,
             max_batch_rows=o.max_batch_rows,

@@ -357,11 +357,14 @@ class Prediction:
 
 
 def prediction(bundle: ModelBundle, scores: np.ndarray) -> Prediction:
+    labels = bundle.labels(scores)
     if bundle.task == "binary":
-        return Prediction("binary", scores, (scores >= bundle.threshold).astype(int).tolist(), None)
+        assert labels is not None
+        return Prediction("binary", scores, labels.tolist(), None)
     if bundle.task == "multiclass":
+        assert labels is not None
         classes = list(bundle.classes or [str(i) for i in range(scores.shape[1])])
-        return Prediction("multiclass", scores, [classes[i] for i in scores.argmax(1)], classes)
+        return Prediction("multiclass", scores, labels.tolist(), classes)
     return Prediction("regression", scores, None, None)
 
 

@@ -70,6 +70,17 @@ class ModelBundle:
         """Scores for an already encoded matrix, in the task's output convention."""
         return self.scorer.predict(X)
 
+    def labels(self, scores: np.ndarray) -> np.ndarray | None:
+        """The labels ``scores`` imply: binary 0/1 at the threshold, multiclass the class
+        names (codes as text when the bundle names none), regression None."""
+        if self.task == "binary":
+            return (scores >= self.threshold).astype(np.int64)
+        if self.task == "multiclass":
+            classes = self.classes or tuple(str(i) for i in range(scores.shape[1]))
+            named: np.ndarray = np.asarray(classes, dtype=object)[scores.argmax(1)]
+            return named
+        return None
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """The same as ``predict``: binary P(positive), multiclass (n, k), regression values."""
         return self.scorer.predict(X)
