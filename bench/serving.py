@@ -66,6 +66,7 @@ from serving_report import (
     cell_line,
     failures,
     figures,
+    median_cells,
     print_in_process,
     print_overload,
     print_phase,
@@ -103,10 +104,12 @@ def run_phase(
             watches[target.name].count(1, 0)  # launch's answer check
     lua = write_lua(setup.work, setup.body)
     for connections in CONCURRENCY:
-        for target in targets:  # interleaved, so a slow drift of the machine hits all alike
-            cell = run_cell(target, lua, connections, args, where, watches.get(target.name))
-            result.cells.append(cell)
-            print(f"  {cell_line(cell)}", flush=True)
+        for round_ in range(args.rounds):  # interleaved, so a drift of the machine hits all alike
+            for target in targets if round_ % 2 == 0 else targets[::-1]:
+                cell = run_cell(target, lua, connections, args, where, watches.get(target.name))
+                result.samples.append(cell)
+                print(f"  {cell_line(cell)}", flush=True)
+    result.cells = median_cells(result.samples)
     for target in targets:
         if target.name in watches:
             watches[target.name].scrape(target.base)
@@ -179,6 +182,12 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--duration", type=int, default=10, help="seconds per cell (default 10)")
     ap.add_argument("--warmup", type=int, default=1, help="warm-up seconds per cell (default 1)")
     ap.add_argument("--quick", action="store_true", help="2 s cells, 5 s overload: a smoke run")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every cell this many times, order alternating; the median counts",
+    )
     ap.add_argument("--phases", default="pinned,unpinned", help="default: pinned,unpinned")
     ap.add_argument("--servers", default="modelyard,bare,mlserver", help="default: all three")
     ap.add_argument(

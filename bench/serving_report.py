@@ -27,8 +27,9 @@ class PhaseResult:
     phase: Placement
     servers: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
-    cells: list[Cell] = field(default_factory=list)
+    cells: list[Cell] = field(default_factory=list)  # one per server and concurrency
     logs: list[LogCheck] = field(default_factory=list)
+    samples: list[Cell] = field(default_factory=list)  # every measurement (--rounds)
 
     def get(self, server: str, connections: int) -> Cell | None:
         found = (c for c in self.cells if c.server == server and c.connections == connections)
@@ -37,6 +38,15 @@ class PhaseResult:
     def ours(self, connections: int) -> Cell | None:
         """Our server as users get it (log on), else the log-off run."""
         return self.get(OURS, connections) or self.get(OURS_NOLOG, connections)
+
+
+def median_cells(samples: list[Cell]) -> list[Cell]:
+    """Per server and concurrency, the measurement with the median req/s (the lower middle
+    one of an even count), in the order they were first measured."""
+    groups: dict[tuple[str, int], list[Cell]] = {}
+    for cell in samples:
+        groups.setdefault((cell.server, cell.connections), []).append(cell)
+    return [sorted(g, key=lambda c: c.rps)[(len(g) - 1) // 2] for g in groups.values()]
 
 
 @dataclass
@@ -154,7 +164,8 @@ def cell_line(cell: Cell) -> str:
 def print_phase(result: PhaseResult, args: argparse.Namespace) -> None:
     phase = result.phase
     print(f"\n== phase {phase.key}: {phase.title}; wrk {phase.wrk_threads} thread(s), ", end="")
-    print(f"{args.duration} s per cell after a {args.warmup} s warm-up ==")
+    rounds = f", the median of {args.rounds} rounds" if args.rounds > 1 else ""
+    print(f"{args.duration} s per cell after a {args.warmup} s warm-up{rounds} ==")
     for name, note in result.servers.items():
         print(f"  {name}: {note}" if note else f"  {name}")
     for name, problem in result.failed.items():
@@ -250,6 +261,7 @@ def figures(
             "servers": r.servers,
             "failed": r.failed,
             "cells": [asdict(c) for c in r.cells],
+            "samples": [asdict(c) for c in r.samples],
             "ratios": [asdict(x) for x in rows],
             "logging_on_over_off": [asdict(x) for x in logging],
             "prediction_log": [_log_figures(c) for c in r.logs],
