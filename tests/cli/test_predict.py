@@ -14,6 +14,7 @@ from modelyard.cli import predict as predict_cli
 from modelyard.data.datasets import add_dataset
 from modelyard.data.demo import make_loans
 from modelyard.errors import DataError, InvalidInputError, NotFoundError
+from modelyard.monitor.log_files import ENV_PREDICTIONS, read_predictions
 from modelyard.project import Project
 from modelyard.registry.versions import register_candidate
 from modelyard.serve.batch import BatchProgress
@@ -158,3 +159,30 @@ def test_a_file_without_a_model_field_or_an_unknown_model_is_refused(
     unknown[3] = "loans@9"
     done = runner.invoke(app, unknown)
     assert isinstance(done.exception, NotFoundError)
+
+
+def test_predict_writes_the_scored_rows_to_the_prediction_log(
+    module_project: Project,
+    champion: ModelBundle,
+    rows: tuple[pd.DataFrame, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frame, source = rows
+    logs = source.parent / "predictions"
+    monkeypatch.setenv(ENV_PREDICTIONS, str(logs))
+    output = source.parent / "logged.parquet"
+    done = runner.invoke(app, _predict(module_project, source, output, "--chunk-rows", "300"))
+    assert done.exit_code == 0, done.output
+    assert "Prediction log: 1,099 rows written" in " ".join(done.output.split())
+
+    logged = read_predictions(logs, "loans").to_pandas()
+    logged = logged.sort_values(["request_id", "row"], ignore_index=True)
+    ids = logged["request_id"].unique()
+    assert len(ids) == 4 and all(i.startswith("batch-") for i in ids)  # a request per chunk
+    scores = pd.read_parquet(output).sort_values("row", ignore_index=True)
+    np.testing.assert_array_equal(logged["score"], scores["probability"])
+    assert logged["label"].tolist() == scores["label"].astype(str).tolist()
+    scored_rows = frame.drop(index=7).reset_index(drop=True)  # row 7 was rejected
+    np.testing.assert_array_equal(logged["income"], scored_rows["income"].astype(float))
+    assert logged["purpose"].tolist() == scored_rows["purpose"].tolist()
+    assert logged["latency_ms"].isna().all() and (logged["version"] == 1).all()

@@ -277,6 +277,34 @@ def test_a_model_with_category_inputs_is_logged_request_by_request(
     assert hashed.batch_tap(numeric, "binary") is None
 
 
+def test_rows_scored_in_batch_are_logged_with_pii_hashed(
+    tmp_path: Path, loans: tuple[ServedModel, list[dict[str, Any]]]
+) -> None:
+    """``modelyard predict``'s path: columns in, one request per part of the buffer's size."""
+    model, records = loans
+    key = b"k" * 32
+    log = PredictionLog(tmp_path / "loans", _settings(buffer_rows=3), pii=["email"], key=key)
+    inputs = pa.Table.from_pylist(records)
+    scores = model.bundle.predict(model.signature.encode(Rows(n=len(records), records=records)))
+    log.log_scored(model, "binary", inputs, scores, "batch-x")
+    log.close()
+    rows = read_predictions(tmp_path, "loans").to_pylist()
+    order = {"batch-x": 0, "batch-x-3": 3, "batch-x-6": 6}
+    rows.sort(key=lambda r: order[r["request_id"]] + r["row"])
+    assert [(r["request_id"], r["row"]) for r in rows][:4] == [
+        ("batch-x", 0),
+        ("batch-x", 1),
+        ("batch-x", 2),
+        ("batch-x-3", 0),
+    ]
+    assert len(rows) == len(records) == 8
+    assert [r["email"] for r in rows] == hash_values([r["email"] for r in records], key)
+    assert [r["income"] for r in rows] == [r["income"] for r in records]  # None stays missing
+    assert [r["purpose"] for r in rows] == [r["purpose"] for r in records]
+    assert [r["score"] for r in rows] == scores.tolist()
+    assert all(r["latency_ms"] is None for r in rows)
+
+
 def _one_row_requests(client: TestClient, name: str, record: dict[str, Any], tag: str) -> None:
     """``record`` as one-row requests of every shape the server takes (ids ``tag-…``)."""
     client.post(

@@ -3,11 +3,13 @@
 A thin layer over ``modelyard.serve.batch.score_file`` (and ``batch_ray.score_file_ray``
 for ``--engine ray``): it resolves the model, shows a progress bar over the input and
 prints where the scores and the rejects went. Ctrl-C keeps the finished chunks; the same
-command run again resumes.
+command run again resumes. The local engine writes the scored rows to the prediction log
+(``PredictionLog.log_scored``) unless the spec turns it off; Ray's does not yet.
 """
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,9 +18,12 @@ import typer
 from modelyard.cli._common import console
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
     from rich.console import Console
 
-    from modelyard.serve.batch import BatchProgress, BatchResult
+    from modelyard.monitor.predlog import PredictionLog
+    from modelyard.serve.batch import BatchProgress, BatchResult, OnScored
     from modelyard.serve.model import ServedModel
 
 ENGINES = ("local", "ray")
@@ -76,17 +81,53 @@ def predict_command(
         f"Scoring [bold]{escape(str(input_path))}[/] with {served.name}@{served.version} "
         f"({served.bundle.task}) on the {engine} engine"
     )
+    prediction_log = _prediction_log(spec, served.name) if engine == "local" else None
+    on_scored = None
+    if prediction_log is not None:
+        job = f"batch-{secrets.token_hex(4)}"
+
+        def on_scored(inputs: pa.Table, scores: np.ndarray, chunk: int) -> None:
+            task = served.bundle.task
+            prediction_log.log_scored(served, task, inputs, scores, f"{job}-{chunk:06d}")
+
     with _ProgressBar(out, input_path.name) as bar:
         try:
             result = _run(
-                served, input_path, output, rejects, chunk_rows, keep_columns, engine, resume, bar
+                served,
+                input_path,
+                output,
+                rejects,
+                chunk_rows,
+                keep_columns,
+                engine,
+                resume,
+                bar,
+                on_scored,
             )
         except KeyboardInterrupt:
             bar.stop()
             again = "the same command" + (" with --engine local" if engine == "ray" else "")
             out.print(f"[yellow]Interrupted.[/] Finished chunks are kept; run {again} to resume.")
             raise typer.Exit(130) from None
+        finally:
+            if prediction_log is not None:
+                prediction_log.close()
     print_result(out, served, result)
+    if prediction_log is not None:
+        logged = prediction_log.stats()
+        out.print(f"Prediction log: {logged['written']:,} rows written ({job}-*)")
+
+
+def _prediction_log(spec: Path, model: str) -> PredictionLog | None:
+    """The project's prediction log for ``model``, unless its spec turns logging off."""
+    from modelyard.monitor.predlog import PredictionLog
+    from modelyard.project import Project
+
+    project = Project.open(spec)
+    try:
+        return PredictionLog.for_project(project, model)
+    finally:
+        project.close()
 
 
 def _run(
@@ -99,6 +140,7 @@ def _run(
     engine: str,
     resume: bool,
     bar: _ProgressBar,
+    on_scored: OnScored | None,
 ) -> BatchResult:
     if engine == "ray":
         from modelyard.serve.batch_ray import score_file_ray
@@ -123,6 +165,7 @@ def _run(
         keep_columns=keep_columns,
         resume=resume,
         on_progress=bar.update,
+        on_scored=on_scored,
     )
 
 

@@ -323,12 +323,14 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _request_latency(logged: Any) -> np.ndarray:
-    """Milliseconds per request: every row of a request carries the request's latency."""
+    """Milliseconds per request: every row of a request carries the request's latency
+    (rows scored in batch carry none and are left out)."""
     if logged.num_rows == 0:
         return np.empty(0)
     per_request = logged.group_by("request_id").aggregate([("latency_ms", "max")])
     values = pc.cast(per_request.column("latency_ms_max"), "float64")
-    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
+    found = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
+    return found[np.isfinite(found)]
 
 
 def _workers(url: str) -> tuple[WorkerHealth, ...]:

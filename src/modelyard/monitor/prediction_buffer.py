@@ -145,7 +145,7 @@ class PredictionSegments(SegmentWriter):
             pa.array(per_row(buffer.ts, np.int64) // 1_000_000).cast(TIMESTAMP),
             pa.array([self.model] * rows, pa.string()),
             pa.array(np.full(rows, self.version, np.int32)),
-            pa.array(per_row(buffer.seconds, np.float64) * 1000.0, pa.float32()),
+            pa.array(per_row(buffer.seconds, np.float64) * 1000.0, pa.float32(), from_pandas=True),
         ]
         block = np.frombuffer(buffer.numbers, np.float64).reshape(rows, self._width)
         inputs, number, text = [], 0, 0

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from modelyard.errors import InvalidInputError
 from modelyard.monitor.log_files import (
@@ -57,6 +58,7 @@ from modelyard.monitor.prediction_buffer import (
     contiguous,
     floats,
 )
+from modelyard.monitor.segment_writer import value_converter
 from modelyard.spec import PredictionLogSettings, parse_duration
 
 if TYPE_CHECKING:
@@ -261,6 +263,46 @@ class PredictionLog:
         chosen = [(n, request_id, now - arrived) for n, (request_id, arrived) in requests]
         writer.add_batch(X, scores, chosen, ts_ns)
 
+    def log_scored(
+        self, model: ScoredModel, task: str, inputs: pa.Table, scores: np.ndarray, request_id: str
+    ) -> None:
+        """Log rows scored outside the server (``modelyard predict``), in the calling thread:
+        ``inputs`` the scored rows' input columns, ``scores`` their scores. They are one
+        request (``row``: their order in it) with no latency; sampling and PII as online."""
+        layout = self._switch(model, task)
+        if self._sample is not None:
+            rate = self.settings.sample_rate
+            keep = np.fromiter((self._sample() < rate for _ in range(inputs.num_rows)), bool)
+            inputs, scores = inputs.filter(pa.array(keep)), scores[keep]
+        n = inputs.num_rows
+        writer = layout.writer
+        for start in range(0, n, writer.buffer_rows):  # a chunk larger than the buffer: parts
+            part = inputs.slice(start, writer.buffer_rows)
+            numbers = np.column_stack(
+                [_floats_of(part.column(layout.names[i])) for i in layout.number_at]
+                or [np.empty((part.num_rows, 0))]
+            )
+            texts: list[Any] = self._texts_of(part, layout)
+            if part.num_rows == 1:  # add() takes a one-row request's values as they are
+                texts = [values[0] for values in texts]
+            writer.flush()  # room for the whole part
+            name = request_id if start == 0 else f"{request_id}-{start}"
+            scored = contiguous(scores[start : start + part.num_rows])
+            if not writer.add(name, part.num_rows, numbers, texts, scored, time.time_ns(), NAN):
+                return  # the writer is closed: counted as dropped
+        writer.flush()
+
+    def _texts_of(self, part: pa.Table, layout: _Layout) -> list[list[Any]]:
+        texts = []
+        for i in layout.text_at:
+            values = part.column(layout.names[i]).to_pylist()
+            if self._hash is not None and i in layout.hashed:
+                if i in layout.numbers:
+                    values = [None if v is None else float(v) for v in values]
+                values = self._hash(values)
+            texts.append(values)
+        return texts
+
     def _fail(self) -> None:
         self._failed += 1
         if self._failed == 1:
@@ -395,6 +437,16 @@ class PredictionLog:
             numbers=frozenset(j for j, (_, n) in enumerate(logged) if kinds.get(n) == "number"),
             writer=writer,
         )
+
+
+def _floats_of(column: pa.ChunkedArray) -> np.ndarray:
+    """A numeric input column as float64, missing as NaN (text that is no number too)."""
+    try:
+        values = pc.cast(column, pa.float64())
+    except pa.ArrowException:
+        convert = value_converter(pa.float64())
+        values = pa.array([convert(v) for v in column.to_pylist()], pa.float64())
+    return np.asarray(values.to_numpy(zero_copy_only=False), np.float64)
 
 
 __all__ = ["PredictionLog", "ScoredRequest"]

@@ -16,6 +16,9 @@ scores in the serving convention — binary: ``probability`` and ``label`` (1 wh
 (the class name); regression: ``prediction``. Rejects go to their own Parquet file
 (``row``, ``field``, ``reason``; one line per bad field), written even when empty.
 
+Prediction log: ``on_scored(inputs, scores, chunk)`` is called with each scored chunk's
+input columns and scores (``modelyard predict`` logs them, as the server does).
+
 Resume: a rerun on the same input, model, threshold, chunk size and kept columns skips the
 chunks an interrupted run finished; any other run starts over (``BatchResult.started_over``).
 
@@ -33,6 +36,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
 
 from modelyard.errors import InvalidInputError
 from modelyard.serve.batch_input import InputFile, ParquetInput, open_input
@@ -105,6 +111,8 @@ class BatchResult:
 
 
 Progress = Callable[[BatchProgress], None]
+OnScored = Callable[[pa.Table, np.ndarray, int], None]
+"""``on_scored(inputs, scores, chunk)``: a chunk's scored rows, as they were scored."""
 
 
 def score_file(
@@ -118,6 +126,7 @@ def score_file(
     resume: bool = True,
     threads: int | None = None,
     on_progress: Progress | None = None,
+    on_scored: OnScored | None = None,
 ) -> BatchResult:
     """Score every row of ``input_path`` into ``output_path``; see the module docstring.
 
@@ -137,7 +146,7 @@ def score_file(
     tally.report(source.fraction(tally.rows_in))
     chunks = parts.total_chunks()
     if chunks is None or len(finished) < chunks:
-        chunks = _score_chunks(scorer, source, parts, finished, tally)
+        chunks = _score_chunks(scorer, source, parts, finished, tally, on_scored)
         parts.mark_complete(chunks)
     parts.merge(chunks, output, rejects)
     seconds = time.perf_counter() - started
@@ -211,7 +220,12 @@ class Tally:
 
 
 def _score_chunks(
-    scorer: ChunkScorer, source: InputFile, parts: PartsDir, finished: set[int], tally: Tally
+    scorer: ChunkScorer,
+    source: InputFile,
+    parts: PartsDir,
+    finished: set[int],
+    tally: Tally,
+    on_scored: OnScored | None,
 ) -> int:
     """Score and write every chunk not ``finished``; returns how many chunks the input has."""
     first = chunks = next(n for n in itertools.count() if n not in finished)  # all before: done
@@ -221,6 +235,8 @@ def _score_chunks(
             continue
         result = scorer(chunk, n * source.chunk_rows)
         parts.write(n, result, rows_in=chunk.num_rows)
+        if on_scored is not None and result.inputs is not None and result.raw is not None:
+            on_scored(result.inputs, result.raw, n)
         tally.add((chunk.num_rows, result.scores.num_rows, result.rows_rejected))
         tally.report(source.fraction(tally.rows_in))
     return chunks

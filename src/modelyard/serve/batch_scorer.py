@@ -40,6 +40,8 @@ class ChunkResult:
 
     scores: pa.Table
     rejects: pa.Table
+    inputs: pa.Table | None = None  # the scored rows' input columns (for the prediction log)
+    raw: np.ndarray | None = None  # their scores as the model gave them
 
     @property
     def rows_rejected(self) -> int:
@@ -114,8 +116,12 @@ class ChunkScorer:
         for name in self.keep_columns:
             kept = chunk.column(name)
             columns[name] = kept if ok is None else kept.take(pa.array(ok))
-        columns |= self._score_columns(self._predict(prepared.X))
-        return ChunkResult(pa.table(columns), prepared.rejects)
+        raw = self._predict(prepared.X)
+        columns |= self._score_columns(raw)
+        inputs = chunk.select(self.inputs)
+        if ok is not None:
+            inputs = inputs.take(pa.array(ok))
+        return ChunkResult(pa.table(columns), prepared.rejects, inputs, raw)
 
     def _frame(self, chunk: pa.Table) -> tuple[pd.DataFrame, list[Problem]]:
         columns: dict[str, Any] = {}
