@@ -280,28 +280,24 @@ def test_a_model_with_category_inputs_is_logged_request_by_request(
 def test_rows_scored_in_batch_are_logged_with_pii_hashed(
     tmp_path: Path, loans: tuple[ServedModel, list[dict[str, Any]]]
 ) -> None:
-    """``modelyard predict``'s path: columns in, one request per part of the buffer's size."""
+    """``modelyard predict``'s path: Arrow columns in, one request, written at once."""
     model, records = loans
     key = b"k" * 32
     log = PredictionLog(tmp_path / "loans", _settings(buffer_rows=3), pii=["email"], key=key)
     inputs = pa.Table.from_pylist(records)
     scores = model.bundle.predict(model.signature.encode(Rows(n=len(records), records=records)))
     log.log_scored(model, "binary", inputs, scores, "batch-x")
+    log.log_scored(model, "binary", inputs.slice(0, 0), scores[:0], "batch-empty")
     log.close()
-    rows = read_predictions(tmp_path, "loans").to_pylist()
-    order = {"batch-x": 0, "batch-x-3": 3, "batch-x-6": 6}
-    rows.sort(key=lambda r: order[r["request_id"]] + r["row"])
-    assert [(r["request_id"], r["row"]) for r in rows][:4] == [
-        ("batch-x", 0),
-        ("batch-x", 1),
-        ("batch-x", 2),
-        ("batch-x-3", 0),
-    ]
-    assert len(rows) == len(records) == 8
+    assert log.stats() == {"written": 8, "dropped": 0, "segments": 1}
+    rows = sorted(read_predictions(tmp_path, "loans").to_pylist(), key=lambda r: r["row"])
+    assert [(r["request_id"], r["row"]) for r in rows] == [("batch-x", i) for i in range(8)]
     assert [r["email"] for r in rows] == hash_values([r["email"] for r in records], key)
     assert [r["income"] for r in rows] == [r["income"] for r in records]  # None stays missing
     assert [r["purpose"] for r in rows] == [r["purpose"] for r in records]
     assert [r["score"] for r in rows] == scores.tolist()
+    labels = prediction(model.bundle, scores).labels
+    assert labels is not None and [r["label"] for r in rows] == [str(v) for v in labels]
     assert all(r["latency_ms"] is None for r in rows)
 
 
@@ -625,6 +621,32 @@ def test_append_refuses_ragged_or_missing_columns_and_keeps_the_buffer(tmp_path:
     writer.close()
     table = pq.read_table(next((tmp_path / "w").rglob("*.parquet")))
     assert table.column("value").to_pylist() == [None, 2.0]
+
+
+def test_tables_handed_to_the_thread_are_all_written_in_order_by_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schema = pa.schema([("ts", TIMESTAMP), ("value", pa.float64())])
+    writer = SegmentWriter(tmp_path / "w", schema, time_column="ts", flush_seconds=3600)
+    written: list[float] = []
+    write = writer._write
+    monkeypatch.setattr(
+        writer,
+        "_write",
+        lambda t: (time.sleep(0.01), write(t), written.append(t.column("value")[0].as_py())),
+    )
+    now = time.time_ns() // 1_000_000
+    for i in range(6):  # more than may wait: write_later blocks until the thread catches up
+        writer.write_later(
+            pa.table({"ts": pa.array([now, now]).cast(TIMESTAMP), "value": [float(i), float(i)]})
+        )
+    with pytest.raises(InvalidInputError, match="schema"):
+        writer.write_later(pa.table({"value": [1.0]}))
+    writer.close()
+    assert written == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert writer.stats() == {"written": 12, "dropped": 0, "segments": 6}
+    writer.write_later(pa.table({"ts": pa.array([now]).cast(TIMESTAMP), "value": [9.0]}))
+    assert writer.stats()["dropped"] == 1  # closed: counted, not written
 
 
 def test_a_failed_write_is_dropped_and_logged_not_raised(

@@ -159,15 +159,18 @@ class PredictionSegments(SegmentWriter):
                 text += 1
             time.sleep(0)  # one column at a time: between them the event loop gets the GIL
         scores = np.frombuffer(buffer.scores, np.float64).reshape(rows, -1)
+        arrays = [*head, *inputs, *self.outputs(scores)]
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+    def outputs(self, scores: np.ndarray) -> list[pa.Array]:
+        """``score``, ``label`` and ``confidence`` of (rows, 1 or classes) float64 scores."""
+        rows = len(scores)
         score = scores.max(axis=1) if self.task == "multiclass" else scores[:, 0]
         if self.task == "regression":
-            outputs = [pa.nulls(rows, pa.string()), pa.nulls(rows, pa.float64())]
-        else:
-            confidence = np.maximum(score, 1.0 - score) if self.task == "binary" else score
-            labels = self._labels_of(scores if self.task == "multiclass" else score)
-            outputs = [_text(labels), pa.array(confidence)]
-        arrays = [*head, *inputs, pa.array(score), *outputs]
-        return pa.Table.from_arrays(arrays, schema=self.schema)
+            return [pa.array(score), pa.nulls(rows, pa.string()), pa.nulls(rows, pa.float64())]
+        confidence = np.maximum(score, 1.0 - score) if self.task == "binary" else score
+        labels = self._labels_of(scores if self.task == "multiclass" else score)
+        return [pa.array(score), _text(labels), pa.array(confidence)]
 
 
 def _repeated(values: Sequence[Any], sizes: Sequence[int]) -> Any:

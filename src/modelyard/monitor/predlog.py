@@ -46,6 +46,7 @@ from modelyard.errors import InvalidInputError
 from modelyard.monitor.log_files import (
     HEAD,
     OUTPUTS,
+    TIMESTAMP,
     apply_retention,
     model_folder,
     predictions_root,
@@ -58,7 +59,7 @@ from modelyard.monitor.prediction_buffer import (
     contiguous,
     floats,
 )
-from modelyard.monitor.segment_writer import value_converter
+from modelyard.monitor.segment_writer import arrow_array, value_converter
 from modelyard.spec import PredictionLogSettings, parse_duration
 
 if TYPE_CHECKING:
@@ -266,42 +267,44 @@ class PredictionLog:
     def log_scored(
         self, model: ScoredModel, task: str, inputs: pa.Table, scores: np.ndarray, request_id: str
     ) -> None:
-        """Log rows scored outside the server (``modelyard predict``), in the calling thread:
-        ``inputs`` the scored rows' input columns, ``scores`` their scores. They are one
-        request (``row``: their order in it) with no latency; sampling and PII as online."""
+        """Log rows scored outside the server (``modelyard predict``), written by the log's
+        thread while the job goes on: ``inputs`` the scored rows' input columns, ``scores``
+        their scores.
+        They are one request (``row``: their order in it) with no latency; sampling and PII
+        as online. Arrow columns go to the segment as they are (no per-row copy)."""
         layout = self._switch(model, task)
         if self._sample is not None:
             rate = self.settings.sample_rate
             keep = np.fromiter((self._sample() < rate for _ in range(inputs.num_rows)), bool)
             inputs, scores = inputs.filter(pa.array(keep)), scores[keep]
         n = inputs.num_rows
+        if n == 0:
+            return
         writer = layout.writer
-        for start in range(0, n, writer.buffer_rows):  # a chunk larger than the buffer: parts
-            part = inputs.slice(start, writer.buffer_rows)
-            numbers = np.column_stack(
-                [_floats_of(part.column(layout.names[i])) for i in layout.number_at]
-                or [np.empty((part.num_rows, 0))]
-            )
-            texts: list[Any] = self._texts_of(part, layout)
-            if part.num_rows == 1:  # add() takes a one-row request's values as they are
-                texts = [values[0] for values in texts]
-            writer.flush()  # room for the whole part
-            name = request_id if start == 0 else f"{request_id}-{start}"
-            scored = contiguous(scores[start : start + part.num_rows])
-            if not writer.add(name, part.num_rows, numbers, texts, scored, time.time_ns(), NAN):
-                return  # the writer is closed: counted as dropped
-        writer.flush()
+        head = [
+            pa.array([request_id] * n, pa.string()),
+            pa.array(np.arange(n, dtype=np.int32)),
+            pa.array(np.full(n, time.time_ns() // 1_000_000, np.int64)).cast(TIMESTAMP),
+            pa.array([writer.model] * n, pa.string()),
+            pa.array(np.full(n, writer.version, np.int32)),
+            pa.nulls(n, pa.float32()),
+        ]
+        columns = [self._logged_column(inputs, layout, i) for i in range(len(layout.names))]
+        outputs = writer.outputs(contiguous(scores).reshape(n, -1))
+        writer.write_later(pa.Table.from_arrays([*head, *columns, *outputs], schema=writer.schema))
 
-    def _texts_of(self, part: pa.Table, layout: _Layout) -> list[list[Any]]:
-        texts = []
-        for i in layout.text_at:
-            values = part.column(layout.names[i]).to_pylist()
-            if self._hash is not None and i in layout.hashed:
-                if i in layout.numbers:
-                    values = [None if v is None else float(v) for v in values]
-                values = self._hash(values)
-            texts.append(values)
-        return texts
+    def _logged_column(self, inputs: pa.Table, layout: _Layout, i: int) -> pa.ChunkedArray:
+        """Input ``i`` of the layout from a batch's Arrow columns: a float64 number, or text
+        (a category, or a PII value hashed)."""
+        column = inputs.column(layout.names[i])
+        if layout.numeric[i]:
+            return pa.chunked_array([_floats_of(column)], pa.float64())
+        values = column.to_pylist()
+        if self._hash is not None and i in layout.hashed:
+            if i in layout.numbers:
+                values = [None if v is None else float(v) for v in values]
+            values = self._hash(values)
+        return pa.chunked_array([arrow_array(values, pa.string())], pa.string())
 
     def _fail(self) -> None:
         self._failed += 1
@@ -439,14 +442,15 @@ class PredictionLog:
         )
 
 
-def _floats_of(column: pa.ChunkedArray) -> np.ndarray:
+def _floats_of(column: pa.ChunkedArray) -> pa.Array:
     """A numeric input column as float64, missing as NaN (text that is no number too)."""
     try:
         values = pc.cast(column, pa.float64())
     except pa.ArrowException:
         convert = value_converter(pa.float64())
         values = pa.array([convert(v) for v in column.to_pylist()], pa.float64())
-    return np.asarray(values.to_numpy(zero_copy_only=False), np.float64)
+    # NaN, however it came, is a missing value in the log
+    return pa.array(values.to_numpy(zero_copy_only=False), pa.float64(), from_pandas=True)
 
 
 __all__ = ["PredictionLog", "ScoredRequest"]

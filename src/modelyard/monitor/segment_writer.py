@@ -7,6 +7,7 @@ under a temporary name then renamed, so a reader never sees half a file.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -26,6 +27,7 @@ from modelyard.errors import InvalidInputError
 log = logging.getLogger("modelyard.monitor")
 
 DAY_MS = 86_400_000
+MAX_TABLES_WAITING = 2
 
 
 class SegmentWriter:
@@ -86,6 +88,8 @@ class SegmentWriter:
         self._lock = threading.Lock()  # held only to add rows or to swap the buffer out
         self._write_lock = threading.Lock()
         self._wake = threading.Event()
+        self._tables: list[pa.Table] = []  # whole tables waiting for the thread (write_later)
+        self._room = threading.Condition(self._lock)
         self._thread = threading.Thread(
             target=self._run, name=f"modelyard-log-{folder.name}", daemon=True
         )
@@ -120,9 +124,42 @@ class SegmentWriter:
             buffer, rows = self._buffer, self._rows
             self._buffer = self._new_buffer()
             self._rows = 0
+        self._write_counted(lambda: self._table(buffer, rows), rows)
+
+    def write_later(self, table: pa.Table) -> None:
+        """Hand a table of the schema's columns to the writer's thread (a batch job's rows),
+        waiting while ``MAX_TABLES_WAITING`` are queued: the job goes on scoring while its
+        last rows are written, in bounded memory. ``close()`` writes what is queued."""
+        if table.schema != self.schema:
+            raise InvalidInputError(
+                f"write_later() needs the schema {self.schema}; got {table.schema}."
+            )
+        if not table.num_rows:
+            return
+        with self._room:
+            while len(self._tables) >= MAX_TABLES_WAITING and not self._closed:
+                self._room.wait()
+            if self._closed:
+                self.dropped += table.num_rows
+                return
+            self._tables.append(table)
+        self._wake.set()
+
+    def _write_tables(self) -> None:
+        while True:
+            with self._room:
+                if not self._tables:
+                    return
+                table = self._tables[0]
+            self._write_counted(functools.partial(_as_is, table), table.num_rows)
+            with self._room:
+                self._tables.pop(0)
+                self._room.notify_all()
+
+    def _write_counted(self, table: Callable[[], pa.Table], rows: int) -> None:
         with self._write_lock:
             try:
-                self._write(self._table(buffer, rows))
+                self._write(table())
             except Exception:  # a full or read-only disk must not stop the server
                 log.exception("could not write %d logged rows to %s; dropped", rows, self.folder)
                 with self._lock:
@@ -134,9 +171,12 @@ class SegmentWriter:
         """Write what is left and stop the thread (later appends are dropped)."""
         with self._lock:
             self._closed = True
+        with self._room:
+            self._room.notify_all()  # a write_later() waiting for room gives up
         self._wake.set()
         self._thread.join()
         self.flush()
+        self._write_tables()
 
     def stats(self) -> dict[str, int]:
         return {"written": self.written, "dropped": self.dropped, "segments": self.segments}
@@ -173,6 +213,7 @@ class SegmentWriter:
             self._wake.clear()
             closing = self._closed  # read after clear(): a close() racing us wakes us again
             self.flush()
+            self._write_tables()
             if closing:
                 return
 
@@ -211,6 +252,10 @@ class SegmentWriter:
 
 
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def _as_is(table: pa.Table) -> pa.Table:
+    return table
 
 
 def arrow_array(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
