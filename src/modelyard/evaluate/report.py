@@ -74,7 +74,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment
 from markupsafe import Markup
 from sklearn import metrics as skm
 
@@ -83,6 +83,7 @@ from modelyard.evaluate import plots
 from modelyard.evaluate.gates import check_gates
 from modelyard.evaluate.metrics import task_report
 from modelyard.files import write_json_atomically, write_text_atomically
+from modelyard.pages import page_environment
 from modelyard.spec import METRICS, Spec
 
 __all__ = [
@@ -548,17 +549,7 @@ def write_report(
 
 @cache
 def _environment() -> Environment:
-    env = Environment(
-        loader=PackageLoader("modelyard.evaluate", "templates"),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["num"] = _fmt
-    env.filters["pct"] = _pct
-    env.filters["signed"] = _signed
-    return env
+    return page_environment("modelyard.evaluate", {"num": _fmt, "pct": _pct, "signed": _signed})
 
 
 def _render(plain: dict[str, Any]) -> str:

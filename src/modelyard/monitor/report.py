@@ -21,11 +21,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment
 
 from modelyard.evaluate.plots import drift_plot
 from modelyard.files import write_json_atomically, write_text_atomically
 from modelyard.monitor.drift import DriftReport, FeatureDrift
+from modelyard.pages import page_environment
 
 __all__ = ["MAX_BARS", "render_drift_report", "write_drift_report"]
 
@@ -99,16 +100,7 @@ def template_environment() -> Environment:
     """The one environment of the monitor's pages (this drift report and the monitoring
     report): ``monitor/templates``, autoescaped, strict, with the ``num`` and ``pct``
     filters. Both pages share the stylesheet ``_style.css.j2``."""
-    env = Environment(
-        loader=PackageLoader("modelyard.monitor", "templates"),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["num"] = _number
-    env.filters["pct"] = _percent
-    return env
+    return page_environment("modelyard.monitor", {"num": _number, "pct": _percent})
 
 
 def _number(value: Any) -> str:
