@@ -75,8 +75,7 @@ class PredictionSegments(SegmentWriter):
         float64 (n,) or (n, classes) array; ``ts_ns`` when it was answered
         (``time.time_ns()``) and ``seconds`` how long that took."""
         with self._lock:
-            if self._closed or self._rows + n > self.buffer_rows:
-                self.dropped += n
+            if not self._reserve(n):
                 return False
             b = self._buffer
             b.numbers.extend(numbers)
@@ -91,7 +90,6 @@ class PredictionSegments(SegmentWriter):
             else:
                 for column, values in zip(b.texts, texts, strict=True):
                     column.extend(values)
-            self._rows += n
         self._wake_if_full()
         return True
 
@@ -107,8 +105,7 @@ class PredictionSegments(SegmentWriter):
         rows = len(X)
         X, scores = contiguous(X), contiguous(scores)
         with self._lock:
-            if self._closed or self._rows + rows > self.buffer_rows:
-                self.dropped += rows
+            if not self._reserve(rows):
                 return
             b = self._buffer
             b.numbers.extend(X)
@@ -118,7 +115,6 @@ class PredictionSegments(SegmentWriter):
                 b.sizes.append(n)
                 b.ts.append(ts_ns)
                 b.seconds.append(seconds)
-            self._rows += rows
         self._wake_if_full()
 
     def _new_buffer(self) -> PredictionBuffer:
@@ -139,14 +135,9 @@ class PredictionSegments(SegmentWriter):
             else (np.arange(rows) - np.repeat(np.cumsum(sizes) - sizes, sizes)).astype(np.int32)
         )
         ids = buffer.ids if sizes is None else list(_repeated(buffer.ids, buffer.sizes))
-        head = [
-            pa.array(ids, pa.string()),
-            pa.array(positions),
-            pa.array(per_row(buffer.ts, np.int64) // 1_000_000).cast(TIMESTAMP),
-            pa.array([self.model] * rows, pa.string()),
-            pa.array(np.full(rows, self.version, np.int32)),
-            pa.array(per_row(buffer.seconds, np.float64) * 1000.0, pa.float32(), from_pandas=True),
-        ]
+        head = self.head(
+            ids, positions, per_row(buffer.ts, np.int64), per_row(buffer.seconds, np.float64)
+        )
         block = np.frombuffer(buffer.numbers, np.float64).reshape(rows, self._width)
         inputs, number, text = [], 0, 0
         names = self.schema.names[len(HEAD) : len(self.schema) - len(OUTPUTS)]
@@ -161,6 +152,25 @@ class PredictionSegments(SegmentWriter):
         scores = np.frombuffer(buffer.scores, np.float64).reshape(rows, -1)
         arrays = [*head, *inputs, *self.outputs(scores)]
         return pa.Table.from_arrays(arrays, schema=self.schema)
+
+    def head(
+        self,
+        ids: Sequence[str | None],
+        positions: np.ndarray,
+        ts_ns: np.ndarray,
+        seconds: np.ndarray,
+    ) -> list[pa.Array]:
+        """The ``HEAD`` columns, one value per row: request id, row in the request, time
+        (ns since the epoch), this writer's model and version, latency (NaN: none)."""
+        rows = len(ids)
+        return [
+            pa.array(ids, pa.string()),
+            pa.array(positions, pa.int32()),
+            pa.array(ts_ns // 1_000_000).cast(TIMESTAMP),
+            pa.array([self.model] * rows, pa.string()),
+            pa.array(np.full(rows, self.version, np.int32)),
+            pa.array(seconds * 1000.0, pa.float32(), from_pandas=True),
+        ]
 
     def outputs(self, scores: np.ndarray) -> list[pa.Array]:
         """``score``, ``label`` and ``confidence`` of (rows, 1 or classes) float64 scores."""

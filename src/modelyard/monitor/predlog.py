@@ -46,7 +46,6 @@ from modelyard.errors import InvalidInputError
 from modelyard.monitor.log_files import (
     HEAD,
     OUTPUTS,
-    TIMESTAMP,
     apply_retention,
     model_folder,
     predictions_root,
@@ -269,9 +268,8 @@ class PredictionLog:
     ) -> None:
         """Log rows scored outside the server (``modelyard predict``), written by the log's
         thread while the job goes on: ``inputs`` the scored rows' input columns, ``scores``
-        their scores.
-        They are one request (``row``: their order in it) with no latency; sampling and PII
-        as online. Arrow columns go to the segment as they are (no per-row copy)."""
+        their scores. They are one request (``row``: their order in it) with no latency;
+        sampling and PII as online. Arrow columns go to the segment as they are."""
         layout = self._switch(model, task)
         if self._sample is not None:
             rate = self.settings.sample_rate
@@ -281,14 +279,9 @@ class PredictionLog:
         if n == 0:
             return
         writer = layout.writer
-        head = [
-            pa.array([request_id] * n, pa.string()),
-            pa.array(np.arange(n, dtype=np.int32)),
-            pa.array(np.full(n, time.time_ns() // 1_000_000, np.int64)).cast(TIMESTAMP),
-            pa.array([writer.model] * n, pa.string()),
-            pa.array(np.full(n, writer.version, np.int32)),
-            pa.nulls(n, pa.float32()),
-        ]
+        head = writer.head(
+            [request_id] * n, np.arange(n), np.full(n, time.time_ns()), np.full(n, NAN)
+        )
         columns = [self._logged_column(inputs, layout, i) for i in range(len(layout.names))]
         outputs = writer.outputs(contiguous(scores).reshape(n, -1))
         writer.write_later(pa.Table.from_arrays([*head, *columns, *outputs], schema=writer.schema))
