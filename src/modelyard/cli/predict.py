@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from rich.console import Console
 
-    from modelyard.monitor.predlog import PredictionLog
     from modelyard.serve.batch import BatchProgress, BatchResult, OnScored
     from modelyard.serve.model import ServedModel
 
@@ -68,20 +67,27 @@ def predict_command(
     from rich.markup import escape
 
     from modelyard.errors import InvalidInputError
-    from modelyard.serve.model import load_served
+    from modelyard.monitor.predlog import PredictionLog
+    from modelyard.project import Project
+    from modelyard.serve.model import served_from
     from modelyard.spec import find_spec
 
     if engine not in ENGINES:
         raise InvalidInputError(f"--engine must be one of {', '.join(ENGINES)}; got {engine!r}.")
     keep_columns = [c.strip() for c in (keep or "").split(",") if c.strip()]
     spec = find_spec(explicit=(ctx.obj or {}).get("spec")).resolve()
-    served = load_served(spec, ref, runtime="native")  # batch scores the bundle itself
+    project = Project.open(spec)
+    try:  # one opening of the project for the model and its log
+        served = served_from(project, ref, runtime="native")  # batch scores the bundle itself
+        local = engine == "local"
+        prediction_log = PredictionLog.for_project(project, served.name) if local else None
+    finally:
+        project.close()
     out = console()
     out.print(
         f"Scoring [bold]{escape(str(input_path))}[/] with {served.name}@{served.version} "
         f"({served.bundle.task}) on the {engine} engine"
     )
-    prediction_log = _prediction_log(spec, served.name) if engine == "local" else None
     on_scored = None
     if prediction_log is not None:
         job = f"batch-{secrets.token_hex(4)}"
@@ -116,18 +122,6 @@ def predict_command(
     if prediction_log is not None:
         logged = prediction_log.stats()
         out.print(f"Prediction log: {logged['written']:,} rows written ({job}-*)")
-
-
-def _prediction_log(spec: Path, model: str) -> PredictionLog | None:
-    """The project's prediction log for ``model``, unless its spec turns logging off."""
-    from modelyard.monitor.predlog import PredictionLog
-    from modelyard.project import Project
-
-    project = Project.open(spec)
-    try:
-        return PredictionLog.for_project(project, model)
-    finally:
-        project.close()
 
 
 def _run(
