@@ -47,20 +47,21 @@ def training_baseline(project: Project, model_name: str, version: int) -> Baseli
     found = resolve(project, ref)
     if found.baseline_digest and project.artifacts.exists(found.baseline_digest):
         return _read(project, found.baseline_digest)
-    frame = _training_frame(project, found.run_id)
-    if frame is None:
+    bundle = load_bundle(project.artifacts, found.digest)
+    digest = store_training_baseline(project, bundle, found.run_id)
+    if digest is None:
         raise DataError(
             f"Model {ref} has no training data set in its lineage (an imported model?), so "
             "there is no baseline to measure drift against. Remove the drift rules for it, "
             "or register a version trained here."
         )
-    bundle = load_bundle(project.artifacts, found.digest)
-    digest = _store(project, _fit_training_baseline(project, bundle, frame))
     record_baseline(project, ref, digest)
     return _read(project, digest)
 
 
-def store_training_baseline(project: Project, bundle: ModelBundle, run_id: str) -> str | None:
+def store_training_baseline(
+    project: Project, bundle: ModelBundle, run_id: str | None
+) -> str | None:
     """Fit the baseline of ``bundle``, trained by run ``run_id``, and store it as a blob.
 
     Returns the blob's digest, or None when the run read no training data set.
