@@ -82,6 +82,7 @@ from modelyard.monitor.samples import (
     numeric_sample,
     open_table,
 )
+from modelyard.monitor.stats import finite_or_none
 from modelyard.spec import DriftThresholds
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ class FeatureDrift:
             "kind": self.kind,
             "role": self.role,
             "test": self.test,
-            "value": _finite(self.value),
+            "value": finite_or_none(self.value),
             "threshold": self.threshold,
             "drifted": self.drifted,
             "distribution_drifted": self.distribution_drifted,
@@ -158,11 +159,11 @@ class FeatureDrift:
                 "current": self.missing_current,
                 "change": self.missing_change,
                 "test": self.missing_test,
-                "value": _finite(self.missing_value),
+                "value": finite_or_none(self.missing_value),
                 "drifted": self.missing_drifted,
             },
             "rows": list(self.rows),
-            "statistics": {k: _finite(v) for k, v in self.statistics.items()},
+            "statistics": {k: finite_or_none(v) for k, v in self.statistics.items()},
             "bins": list(self.bins),
             "reference_shares": list(self.shares[0]),
             "current_shares": list(self.shares[1]),
@@ -623,7 +624,3 @@ def _share(part: int, whole: int) -> float:
 def _shares(counts: np.ndarray) -> tuple[float, ...]:
     total = counts.sum()
     return tuple((counts / total).tolist()) if total else tuple(0.0 for _ in counts)
-
-
-def _finite(value: float | None) -> float | None:
-    return None if value is None or not np.isfinite(value) else float(value)

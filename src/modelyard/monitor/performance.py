@@ -46,6 +46,7 @@ from modelyard.errors import InvalidInputError, NotFoundError
 from modelyard.evaluate.metrics import expected_calibration_error, task_report
 from modelyard.monitor.feedback import read_feedback
 from modelyard.monitor.log_files import read_predictions
+from modelyard.monitor.stats import finite_or_none
 from modelyard.spec import Spec, parse_duration
 from modelyard.spec_catalogue import METRICS
 
@@ -462,7 +463,7 @@ class _Measure:
                     rows.score[valid],
                     facts.threshold,
                 )
-        return {n: _finite(found.get(n)) for n in self.names}, None
+        return {n: finite_or_none(found.get(n)) for n in self.names}, None
 
 
 def _multiclass(
@@ -528,10 +529,6 @@ def _floats(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         return np.empty(0)
     filled = pc.fill_null(pc.cast(column, pa.float64()), math.nan)
     return np.asarray(filled.to_numpy(zero_copy_only=False), dtype=np.float64)
-
-
-def _finite(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def _datetime(ms: int) -> datetime:

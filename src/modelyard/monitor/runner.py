@@ -26,7 +26,6 @@ Run one monitor per model: two monitors of the same model would each notify.
 
 from __future__ import annotations
 
-import math
 import signal
 import threading
 import time
@@ -44,6 +43,7 @@ from modelyard.monitor.alerts import RuleState, Status, Transition, evaluate_rul
 from modelyard.monitor.log_files import apply_retention, feedback_root, predictions_root
 from modelyard.monitor.measures import check_rules, measure, monitored_version
 from modelyard.monitor.notify import Delivery, Notification, Sender, escalate
+from modelyard.monitor.stats import finite_or_none
 from modelyard.project import Project
 from modelyard.registry.audit import record
 from modelyard.spec import AlertRule, parse_duration
@@ -342,7 +342,7 @@ def _apply(
     value = step.measured.value
     if row is not None:
         row.last_evaluated_at = at
-        row.value = _finite(value)
+        row.value = finite_or_none(value)
         if step.event in ("resolved", "cleared", "firing"):  # firing: a suppression ends
             row.resolved_at = at
             row.state = "resolved" if step.event == "resolved" else row.state
@@ -357,7 +357,7 @@ def _apply(
         metric=rule.metric,
         severity=rule.severity,
         state=step.event,
-        value=_finite(value),
+        value=finite_or_none(value),
         threshold=rule.threshold,
         direction=rule.direction,
         window_seconds=parse_duration(rule.window),
@@ -376,7 +376,7 @@ def _evaluation_dict(evaluation: Evaluation) -> dict[str, Any]:
     return {
         "rule": rule.name,
         "metric": rule.metric,
-        "value": _finite(measured.value),
+        "value": finite_or_none(measured.value),
         "samples": measured.samples,
         "span_seconds": measured.span_seconds,
         "threshold": rule.threshold,
@@ -453,10 +453,6 @@ def _record_of(row: tables.Alert) -> AlertRecord:
         row.last_evaluated_at,
         list(row.notifications or []),
     )
-
-
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
 
 
 @contextmanager

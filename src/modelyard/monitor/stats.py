@@ -52,6 +52,7 @@ __all__ = [
     "KS_EXACT_LIMIT",
     "STD_FLOOR",
     "chi_square",
+    "finite_or_none",
     "jensen_shannon",
     "ks",
     "ks_pvalue",
@@ -65,6 +66,11 @@ EPSILON = 1e-4
 KS_EXACT_LIMIT = 10_000
 #: The smallest standard deviation Wasserstein is divided by (a constant reference column).
 STD_FLOOR = 1e-3
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """A number as a plain float, or None when it is missing or not finite (JSON has no NaN)."""
+    return None if value is None or not np.isfinite(value) else float(value)
 
 
 def psi(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
