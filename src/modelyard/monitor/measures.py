@@ -165,7 +165,8 @@ class _Windows:
         self.project, self.model, self.now = project, model, now
         self.metrics_url, self.version = metrics_url, version
         self._logs: dict[int, pa.Table] = {}
-        self._health: dict[tuple[int, bool], HealthSummary] = {}
+        self._health: dict[int, HealthSummary] = {}
+        self._scrape: HealthSummary | None = None  # /metrics, read once a run
         self._drift: dict[int, tuple[DriftReport, int] | None] = {}
 
     def measure(self, metric: str, seconds: int) -> Measured:
@@ -184,19 +185,21 @@ class _Windows:
         return self._logs[seconds]
 
     def _system(self, metric: str, seconds: int) -> Measured:
-        scraped = metric == "error_rate"
-        key = (seconds, scraped)
-        if key not in self._health:
-            self._health[key] = health_summary(
-                self.project,
-                self.model,
-                window=f"{seconds}s",
-                metrics_url=self.metrics_url if scraped else None,
-                now=self.now,
+        if metric == "error_rate":  # the server's counters, whatever the window: one scrape
+            if self._scrape is None:
+                self._scrape = health_summary(
+                    self.project,
+                    self.model,
+                    window=f"{seconds}s",
+                    metrics_url=self.metrics_url,
+                    now=self.now,
+                )
+            return _windowed_error_rate(self.project, self.model, self._scrape, seconds)
+        if seconds not in self._health:
+            self._health[seconds] = health_summary(
+                self.project, self.model, window=f"{seconds}s", now=self.now
             )
-        health = self._health[key]
-        if scraped:
-            return _windowed_error_rate(self.project, self.model, health, seconds)
+        health = self._health[seconds]
         return Measured(health.values()[metric], health.requests)
 
     def _realised(self, metric: str, seconds: int) -> Measured:
