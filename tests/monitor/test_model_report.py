@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 
 from modelyard.cli.monitor_report import report_command
 from modelyard.data.datasets import add_dataset
-from modelyard.data.demo import DEMO_SPEC, make_loans
+from modelyard.data.demo import DEMO_SPEC, NUMERIC_FEATURES, make_loans
 from modelyard.errors import InvalidInputError, NotFoundError
 from modelyard.monitor.baseline import Baseline
 from modelyard.monitor.drift import detect_drift, prediction_drift
@@ -63,21 +63,7 @@ from modelyard.train.trainer import train_candidates
 T0 = datetime(2026, 3, 2, tzinfo=UTC)  # a midnight: daily sub-windows are whole days
 DAYS, EARLY_DAYS, PER_DAY = 6, 3, 1_200
 NOW = T0 + timedelta(days=DAYS)
-FEATURES = [
-    "age",
-    "income",
-    "loan_amount",
-    "term_months",
-    "interest_rate",
-    "credit_score",
-    "debt_to_income",
-    "employment_years",
-    "open_accounts",
-    "delinquencies_2y",
-    "home_ownership",
-    "purpose",
-    "region",
-]
+FEATURES = [*NUMERIC_FEATURES, "home_ownership", "purpose", "region"]
 PII = "region"
 COMPARED = [c for c in FEATURES if c != PII]
 DRIFT_RULE = {
